@@ -1,0 +1,5 @@
+import sys
+
+from vidmine.cli import main
+
+sys.exit(main())

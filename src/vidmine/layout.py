@@ -1,0 +1,56 @@
+"""Where a dataset's files live (see ``../shared/DESIGN.md``, zones).
+
+Only this module spells out paths, so the Snakemake rules (``workflow/rules/common.smk``) and the
+package agree. Everything a stage writes per item is stored relative to the dataset folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+STAGES = ("download", "probe", "scenecut")
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    results: Path
+    dataset: str
+
+    @property
+    def root(self) -> Path:
+        return Path(self.results) / self.dataset
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.parquet"
+
+    @property
+    def clip_table(self) -> Path:
+        """The dataset file of the foundation stages: every clip of every shard."""
+        return self.root / "clips.parquet"
+
+    @property
+    def download_report(self) -> Path:
+        return self.root / "download_report.parquet"
+
+    def status(self, stage: str, shard: str) -> Path:
+        return self.root / "status" / stage / f"{shard}.parquet"
+
+    def status_dir(self, stage: str) -> Path:
+        return self.root / "status" / stage
+
+    def table(self, name: str, shard: str) -> Path:
+        return self.root / "tables" / name / f"{shard}.parquet"
+
+    def private_videos(self, shard: str) -> Path:
+        """Downloaded originals: private zone (unblurred pixels)."""
+        return self.root / "private" / "videos" / shard
+
+    def private_clips(self, shard: str) -> Path:
+        """Scene clips before face blur: private zone."""
+        return self.root / "private" / "clips" / shard
+
+    @property
+    def report_dir(self) -> Path:
+        return self.root / "report"

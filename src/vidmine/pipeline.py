@@ -1,0 +1,73 @@
+"""Wires stages to their inputs: which items a stage takes for a shard, and running it.
+
+Each stage takes only the items that the stage before it marked ok (DESIGN.md, stage contract).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+
+from vidmine.layout import DatasetLayout
+from vidmine.manifest import read_manifest
+from vidmine.runner import ok_items, run_shard
+from vidmine.stages.download import DownloadStage
+from vidmine.stages.probe import ProbeStage
+from vidmine.stages.scenecut import SceneCutStage
+
+STAGE_CLASSES = {"download": DownloadStage, "probe": ProbeStage, "scenecut": SceneCutStage}
+# Stages that write a per-shard row table besides their status table.
+ROW_TABLES = {"scenecut": "clips"}
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [
+        {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+        for row in frame.to_dict("records")
+    ]
+
+
+def _manifest_shard(layout: DatasetLayout, shard: str) -> pd.DataFrame:
+    manifest = read_manifest(layout.manifest)
+    return manifest[manifest.shard == shard]
+
+
+def shard_items(stage: str, layout: DatasetLayout, shard: str) -> list[dict[str, Any]]:
+    """The items ``stage`` processes for ``shard``."""
+    if stage == "download":
+        rows = _manifest_shard(layout, shard).rename(columns={"video_id": "id"})
+        return _records(rows[["id", "url", "start", "end"]])
+    if stage == "probe":
+        done = ok_items(layout.status("download", shard))
+        return [{"id": row["id"], "video": row["outputs"][0]} for row in _records(done)]
+    if stage == "scenecut":
+        probed = ok_items(layout.status("probe", shard))
+        spans = _manifest_shard(layout, shard).set_index("video_id")["spans"]
+        items = _records(probed.drop(columns=["status", "reason", "seconds", "outputs", "settings_hash"]))
+        for item in items:
+            span = spans.get(item["id"])
+            item["spans"] = [list(s) for s in span] if span is not None else None
+        return items
+    raise ValueError(f"unknown stage {stage!r} (known: {', '.join(STAGE_CLASSES)})")
+
+
+def run_stage(
+    stage: str, layout: DatasetLayout, shard: str, settings: dict[str, Any], retry_failed: bool = False
+) -> pd.DataFrame:
+    """Run one stage over one shard; returns the status table it wrote."""
+    runner_stage = STAGE_CLASSES[stage](layout, shard, settings)
+    table = ROW_TABLES.get(stage)
+    return run_shard(
+        runner_stage,
+        shard_items(stage, layout, shard),
+        layout.status(stage, shard),
+        base=layout.root,
+        table_path=layout.table(table, shard) if table else None,
+        retry_failed=retry_failed,
+    )
+
+
+def parse_settings(text: str) -> dict[str, Any]:
+    return json.loads(text) if text else {}

@@ -1,0 +1,103 @@
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+# The package of this checkout, importable without installation (the main Snakemake process only
+# plans; rule jobs run the `vidmine` command of their own environment).
+sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
+# Rules call the `vidmine` command; without --sdm conda it is the one next to the Python that
+# runs Snakemake (.venv/bin), so the workflow runs without activating the venv.
+_python_bin = str(Path(sys.executable).parent)
+if _python_bin not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = _python_bin + os.pathsep + os.environ.get("PATH", "")
+
+from vidmine.config import ConfigError, load_schema, validate_config
+from vidmine.layout import DatasetLayout
+from vidmine.manifest import shard_names
+
+try:
+    _validated = validate_config(
+        config, load_schema(Path(workflow.basedir) / "schemas" / "config.schema.yaml")
+    )
+except ConfigError as error:
+    sys.exit(f"vidmine: {error}")
+config.clear()
+config.update(_validated)
+
+RESULTS = config["results"]
+DATASETS = sorted(config["datasets"])
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    shard=r"s\d{5}",
+
+
+def layout(dataset):
+    return DatasetLayout(Path(RESULTS), dataset)
+
+
+def dataset_config(dataset):
+    return config["datasets"][dataset]
+
+
+def stage_settings(stage):
+    """Params function: the stage's config section, quoted for the shell."""
+
+    def settings(wildcards):
+        return shlex.quote(json.dumps(dataset_config(wildcards.dataset)[stage], sort_keys=True))
+
+    return settings
+
+
+def retry_flag(wildcards):
+    return "--retry-failed" if config.get("retry_failed") else ""
+
+
+def source_files(wildcards):
+    """Source metadata files, so an edited source rebuilds the manifest."""
+    source = dataset_config(wildcards.dataset)["source"]
+    keys = ("path", "json", "train_list", "test_list")
+    return [source[k] for k in keys if k in source and Path(source[k]).is_file()]
+
+
+def shards(dataset):
+    """Shard names from the manifest (a checkpoint: known once the manifest exists)."""
+    return shard_names(checkpoints.manifest.get(dataset=dataset).output.manifest)
+
+
+def per_shard(stage_path):
+    """Input function: one file per shard of the dataset, from a path pattern with {shard}."""
+
+    def files(wildcards):
+        return expand(stage_path, dataset=wildcards.dataset, shard=shards(wildcards.dataset))
+
+    return files
+
+
+STATUS = RESULTS + "/{dataset}/status/{stage}/{shard}.parquet"
+LOGS = RESULTS + "/{dataset}/logs"
+
+
+def status_path(stage):
+    return STATUS.replace("{stage}", stage)
+
+
+def report_items(dataset):
+    root = f"{RESULTS}/{dataset}/report"
+    return [f"{root}/download_summary.html", f"{root}/clips.html", f"{root}/shots.png"]
+
+
+def dataset_files(dataset):
+    """The dataset files users ask for (single Snakemake targets)."""
+    return [f"{RESULTS}/{dataset}/clips.parquet", f"{RESULTS}/{dataset}/download_report.parquet"]
+
+
+def all_targets():
+    return [f for d in DATASETS for f in dataset_files(d) + report_items(d)]

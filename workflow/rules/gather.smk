@@ -1,0 +1,29 @@
+# Dataset-level gathers: the dataset files users ask for, one Snakemake target each.
+
+
+rule clip_table:
+    input:
+        per_shard(RESULTS + "/{dataset}/tables/clips/{shard}.parquet"),
+    output:
+        RESULTS + "/{dataset}/clips.parquet",
+    log:
+        LOGS + "/clip_table.log",
+    conda:
+        "../envs/video.yaml"
+    shell:
+        "vidmine gather-clips --out {output} {input} > {log} 2>&1"
+
+
+rule download_report:
+    input:
+        manifest=rules.manifest.output.manifest,
+        statuses=per_shard(status_path("download")),
+    output:
+        RESULTS + "/{dataset}/download_report.parquet",
+    log:
+        LOGS + "/download_report.log",
+    conda:
+        "../envs/video.yaml"
+    shell:
+        "vidmine download-report --manifest {input.manifest} --out {output}"
+        " {input.statuses} > {log} 2>&1"
