@@ -33,7 +33,8 @@ def cmd_run_stage(args: argparse.Namespace) -> int:
     from vidmine.layout import DatasetLayout
     from vidmine.pipeline import parse_settings, run_stage
 
-    layout = DatasetLayout(Path(args.results), args.dataset)
+    dataset_dir = Path(args.dataset_dir)
+    layout = DatasetLayout(dataset_dir.parent, dataset_dir.name)
     run_stage(args.stage, layout, args.shard, parse_settings(args.settings), args.retry_failed)
     return 0
 
@@ -69,8 +70,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from vidmine.manifest import shard_names
     from vidmine.status import format_summary, summarise
 
-    results = Path(args.results or load_config(args.config).get("results", "results"))
-    layout = DatasetLayout(results, args.dataset)
+    layout = DatasetLayout(Path(args.results), args.dataset)
     if not layout.manifest.exists():
         print(f"{layout.manifest}: no manifest yet for dataset {args.dataset!r}", file=sys.stderr)
         return 1
@@ -97,8 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run-stage", help="run one stage over one shard")
     p.add_argument("stage", choices=["download", "probe", "scenecut"])
-    p.add_argument("--results", required=True)
-    p.add_argument("--dataset", required=True)
+    p.add_argument("--dataset-dir", required=True, help="results/{dataset}")
     p.add_argument("--shard", required=True)
     p.add_argument("--settings", default="{}", help="the stage's config section as JSON")
     p.add_argument("--retry-failed", action="store_true", help="redo items recorded as failed")
@@ -126,8 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="per stage: ok, failed (top reasons) and pending")
     p.add_argument("dataset")
-    p.add_argument("--results", help="results folder (default: from the config)")
-    p.add_argument("--config", default="config/config.yaml")
+    p.add_argument("--results", default="results", help="the results folder (default: results)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("check-config", help="validate a config file against the schema")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,14 +62,15 @@ def write_parquet_atomic(
 
 
 def remove_partials(folder: str | os.PathLike) -> int:
-    """Delete temporary files left in ``folder`` (recursively) by killed jobs; return the count."""
+    """Delete temporary files and work folders left in ``folder`` by killed jobs; return the count."""
     folder = Path(folder)
     if not folder.exists():
         return 0
     removed = 0
-    for leftover in folder.rglob(f".*{PARTIAL_MARKER}*"):
+    for leftover in sorted(folder.rglob(f".*{PARTIAL_MARKER}*")):
         if leftover.is_dir():
-            continue
-        leftover.unlink(missing_ok=True)
+            shutil.rmtree(leftover, ignore_errors=True)  # a download or cut work folder
+        else:
+            leftover.unlink(missing_ok=True)
         removed += 1
     return removed

@@ -8,17 +8,22 @@ from snakemake.utils import min_version
 
 min_version("9.0")
 
+
+envvars:
+    "PATH",
+
+
 # The package of this checkout, importable without installation (the main Snakemake process only
 # plans; rule jobs run the `vidmine` command of their own environment).
 sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
 # Rules call the `vidmine` command; without --sdm conda it is the one next to the Python that
 # runs Snakemake (.venv/bin), so the workflow runs without activating the venv.
 _python_bin = str(Path(sys.executable).parent)
-if _python_bin not in os.environ.get("PATH", "").split(os.pathsep):
-    os.environ["PATH"] = _python_bin + os.pathsep + os.environ.get("PATH", "")
+_path = os.getenv("PATH", "")
+if _python_bin not in _path.split(os.pathsep):
+    os.environ.update(PATH=os.pathsep.join([_python_bin, _path]))
 
 from vidmine.config import ConfigError, load_schema, validate_config
-from vidmine.layout import DatasetLayout
 from vidmine.manifest import shard_names
 
 try:
@@ -30,7 +35,6 @@ except ConfigError as error:
 config.clear()
 config.update(_validated)
 
-RESULTS = config["results"]
 DATASETS = sorted(config["datasets"])
 
 
@@ -39,25 +43,27 @@ wildcard_constraints:
     shard=r"s\d{5}",
 
 
-def layout(dataset):
-    return DatasetLayout(Path(RESULTS), dataset)
-
-
 def dataset_config(dataset):
     return config["datasets"][dataset]
+
+
+def dataset_dir(wildcards):
+    return f"results/{wildcards.dataset}"
 
 
 def stage_settings(stage):
     """Params function: the stage's config section, quoted for the shell."""
 
     def settings(wildcards):
-        return shlex.quote(json.dumps(dataset_config(wildcards.dataset)[stage], sort_keys=True))
+        return shlex.quote(
+            json.dumps(dataset_config(wildcards.dataset)[stage], sort_keys=True)
+        )
 
     return settings
 
 
 def retry_flag(wildcards):
-    return "--retry-failed" if config.get("retry_failed") else ""
+    return "--retry-failed" if config["retry_failed"] else ""
 
 
 def source_files(wildcards):
@@ -72,31 +78,32 @@ def shards(dataset):
     return shard_names(checkpoints.manifest.get(dataset=dataset).output.manifest)
 
 
-def per_shard(stage_path):
+def per_shard(pattern):
     """Input function: one file per shard of the dataset, from a path pattern with {shard}."""
 
     def files(wildcards):
-        return expand(stage_path, dataset=wildcards.dataset, shard=shards(wildcards.dataset))
+        return expand(
+            pattern, dataset=wildcards.dataset, shard=shards(wildcards.dataset)
+        )
 
     return files
 
 
-STATUS = RESULTS + "/{dataset}/status/{stage}/{shard}.parquet"
-LOGS = RESULTS + "/{dataset}/logs"
-
-
-def status_path(stage):
-    return STATUS.replace("{stage}", stage)
-
-
 def report_items(dataset):
-    root = f"{RESULTS}/{dataset}/report"
-    return [f"{root}/download_summary.html", f"{root}/clips.html", f"{root}/shots.png"]
+    return expand(
+        "results/{dataset}/report/{item}",
+        dataset=dataset,
+        item=["download_summary.html", "clips.html", "shots.png"],
+    )
 
 
 def dataset_files(dataset):
     """The dataset files users ask for (single Snakemake targets)."""
-    return [f"{RESULTS}/{dataset}/clips.parquet", f"{RESULTS}/{dataset}/download_report.parquet"]
+    return expand(
+        "results/{dataset}/{name}",
+        dataset=dataset,
+        name=["clips.parquet", "download_report.parquet"],
+    )
 
 
 def all_targets():

@@ -3,11 +3,11 @@
 
 rule clip_table:
     input:
-        per_shard(RESULTS + "/{dataset}/tables/clips/{shard}.parquet"),
+        per_shard("results/{dataset}/tables/clips/{shard}.parquet"),
     output:
-        RESULTS + "/{dataset}/clips.parquet",
+        "results/{dataset}/clips.parquet",
     log:
-        LOGS + "/clip_table.log",
+        "results/{dataset}/logs/clip_table.log",
     conda:
         "../envs/video.yaml"
     shell:
@@ -17,11 +17,11 @@ rule clip_table:
 rule download_report:
     input:
         manifest=rules.manifest.output.manifest,
-        statuses=per_shard(status_path("download")),
+        statuses=per_shard("results/{dataset}/status/download/{shard}.parquet"),
     output:
-        RESULTS + "/{dataset}/download_report.parquet",
+        "results/{dataset}/download_report.parquet",
     log:
-        LOGS + "/download_report.log",
+        "results/{dataset}/logs/download_report.log",
     conda:
         "../envs/video.yaml"
     shell:

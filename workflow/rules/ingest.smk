@@ -8,14 +8,14 @@ checkpoint manifest:
     input:
         source_files,
     output:
-        manifest=RESULTS + "/{dataset}/manifest.parquet",
+        manifest="results/{dataset}/manifest.parquet",
+    log:
+        "results/{dataset}/logs/manifest.log",
+    conda:
+        "../envs/video.yaml"
     params:
         source=lambda w: shlex.quote(json.dumps(dataset_config(w.dataset)["source"])),
         shard_size=lambda w: dataset_config(w.dataset)["shard_size"],
-    log:
-        LOGS + "/manifest.log",
-    conda:
-        "../envs/video.yaml"
     shell:
         "vidmine manifest --source {params.source} --shard-size {params.shard_size}"
         " --out {output.manifest} > {log} 2>&1"
@@ -25,55 +25,58 @@ rule download:
     input:
         manifest=rules.manifest.output.manifest,
     output:
-        status=status_path("download"),
-    params:
-        settings=stage_settings("download"),
-        retry=retry_flag,
+        status="results/{dataset}/status/download/{shard}.parquet",
     log:
-        LOGS + "/download/{shard}.log",
+        "results/{dataset}/logs/download/{shard}.log",
     group:
         "shard_video"
     conda:
         "../envs/video.yaml"
+    params:
+        dataset_dir=dataset_dir,
+        settings=stage_settings("download"),
+        retry=retry_flag,
     shell:
-        "vidmine run-stage download --results {RESULTS} --dataset {wildcards.dataset}"
+        "vidmine run-stage download --dataset-dir {params.dataset_dir}"
         " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
 
 
 rule probe:
     input:
-        download=status_path("download"),
+        download="results/{dataset}/status/download/{shard}.parquet",
     output:
-        status=status_path("probe"),
-    params:
-        settings=stage_settings("probe"),
-        retry=retry_flag,
+        status="results/{dataset}/status/probe/{shard}.parquet",
     log:
-        LOGS + "/probe/{shard}.log",
+        "results/{dataset}/logs/probe/{shard}.log",
     group:
         "shard_video"
     conda:
         "../envs/video.yaml"
+    params:
+        dataset_dir=dataset_dir,
+        settings=stage_settings("probe"),
+        retry=retry_flag,
     shell:
-        "vidmine run-stage probe --results {RESULTS} --dataset {wildcards.dataset}"
+        "vidmine run-stage probe --dataset-dir {params.dataset_dir}"
         " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
 
 
 rule scenecut:
     input:
-        probe=status_path("probe"),
+        probe="results/{dataset}/status/probe/{shard}.parquet",
     output:
-        clips=RESULTS + "/{dataset}/tables/clips/{shard}.parquet",
-        status=status_path("scenecut"),
-    params:
-        settings=stage_settings("scenecut"),
-        retry=retry_flag,
+        clips="results/{dataset}/tables/clips/{shard}.parquet",
+        status="results/{dataset}/status/scenecut/{shard}.parquet",
     log:
-        LOGS + "/scenecut/{shard}.log",
+        "results/{dataset}/logs/scenecut/{shard}.log",
     group:
         "shard_video"
     conda:
         "../envs/video.yaml"
+    params:
+        dataset_dir=dataset_dir,
+        settings=stage_settings("scenecut"),
+        retry=retry_flag,
     shell:
-        "vidmine run-stage scenecut --results {RESULTS} --dataset {wildcards.dataset}"
+        "vidmine run-stage scenecut --dataset-dir {params.dataset_dir}"
         " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"

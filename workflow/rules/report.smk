@@ -3,30 +3,30 @@
 
 rule report_items:
     input:
-        download_report=RESULTS + "/{dataset}/download_report.parquet",
-        clips=RESULTS + "/{dataset}/clips.parquet",
-        scenecut=per_shard(status_path("scenecut")),
+        download_report="results/{dataset}/download_report.parquet",
+        clips="results/{dataset}/clips.parquet",
+        scenecut=per_shard("results/{dataset}/status/scenecut/{shard}.parquet"),
     output:
         download=report(
-            RESULTS + "/{dataset}/report/download_summary.html",
+            "results/{dataset}/report/download_summary.html",
             caption="../report/download.rst",
             category="{dataset}",
             subcategory="Download",
         ),
         clips=report(
-            RESULTS + "/{dataset}/report/clips.html",
+            "results/{dataset}/report/clips.html",
             caption="../report/clips.rst",
             category="{dataset}",
             subcategory="Scene cut",
         ),
         shots=report(
-            RESULTS + "/{dataset}/report/shots.png",
+            "results/{dataset}/report/shots.png",
             caption="../report/shots.rst",
             category="{dataset}",
             subcategory="Scene cut",
         ),
     log:
-        LOGS + "/report_items.log",
+        "results/{dataset}/logs/report_items.log",
     conda:
         "../envs/video.yaml"
     shell:
