@@ -52,7 +52,8 @@ def _error_line(error: ValidationError) -> str:
         unknown = sorted(set(error.instance) - allowed)
         if unknown:
             prefix = f"{key}." if error.absolute_path else ""
-            return f"config key {prefix}{unknown[0]}: unknown key (allowed: {', '.join(sorted(allowed))})"
+            allowed_list = ", ".join(sorted(allowed))
+            return f"config key {prefix}{unknown[0]}: unknown key (allowed: {allowed_list})"
     return f"config key {key}: {error.message}"
 
 

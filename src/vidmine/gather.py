@@ -15,8 +15,20 @@ from vidmine.runner import read_status
 log = logging.getLogger(__name__)
 
 CLIP_COLUMNS = [
-    "clip_id", "video_id", "shard", "index", "start_frame", "end_frame", "n_frames",
-    "start_time", "end_time", "fps", "width", "height", "has_audio", "path",
+    "clip_id",
+    "video_id",
+    "shard",
+    "index",
+    "start_frame",
+    "end_frame",
+    "n_frames",
+    "start_time",
+    "end_time",
+    "fps",
+    "width",
+    "height",
+    "has_audio",
+    "path",
 ]
 
 
@@ -31,14 +43,20 @@ def gather_clips(tables: Sequence[str | Path], out: str | Path) -> pd.DataFrame:
     return clips
 
 
-def download_report(manifest: str | Path, statuses: Sequence[str | Path], out: str | Path) -> pd.DataFrame:
+def download_report(
+    manifest: str | Path, statuses: Sequence[str | Path], out: str | Path
+) -> pd.DataFrame:
     """Every manifest video with its download outcome: what the dataset lost, and why."""
     videos = read_manifest(manifest)[["video_id", "shard", "raw_id", "url", "split", "label"]]
     frames = [read_status(s) for s in statuses]
     status = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     keep = [c for c in ("id", "status", "reason", "seconds", "bytes") if c in status.columns]
     status = status[keep].rename(columns={"id": "video_id"}) if len(status) else status
-    report = videos.merge(status, on="video_id", how="left") if len(status) else videos.assign(status=None)
+    report = (
+        videos.merge(status, on="video_id", how="left")
+        if len(status)
+        else videos.assign(status=None)
+    )
     report["status"] = report["status"].fillna("pending")
     write_parquet_atomic(report, out)
     counts = report.status.value_counts().to_dict()

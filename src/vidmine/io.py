@@ -62,7 +62,7 @@ def write_parquet_atomic(
 
 
 def remove_partials(folder: str | os.PathLike) -> int:
-    """Delete temporary files and work folders left in ``folder`` by killed jobs; return the count."""
+    """Delete temp files and work folders that killed jobs left in ``folder``; return the count."""
     folder = Path(folder)
     if not folder.exists():
         return 0

@@ -91,13 +91,18 @@ def build_manifest(
     prior = {} if previous is None else dict(zip(previous.video_id, previous.shard, strict=True))
     renamed = {c.renamed_to: c.video_id for c in collisions}
     rows = []
-    for video_id, shard, record in zip(ids, assign_shards(ids, shard_size, prior), records, strict=True):
+    for video_id, shard, record in zip(
+        ids, assign_shards(ids, shard_size, prior), records, strict=True
+    ):
         fields = asdict(record)
         rows.append(
             {
                 "video_id": video_id,
                 "shard": shard,
-                **{k: fields[k] for k in ("raw_id", "url", "start", "end", "split", "label", "spans")},
+                **{
+                    k: fields[k]
+                    for k in ("raw_id", "url", "start", "end", "split", "label", "spans")
+                },
                 "source": source_type,
                 "meta": json.dumps(fields["meta"], sort_keys=True, default=str),
                 "id_renamed_from": renamed.get(video_id),
@@ -125,11 +130,17 @@ def write_manifest(
     previous = read_manifest(path) if path.exists() else None
     frame, collisions = build_manifest(records, source_type, shard_size, previous)
     for c in collisions:
-        log.warning("manifest: id collision: %r -> %s renamed to %s", c.raw_id, c.video_id, c.renamed_to)
+        log.warning(
+            "manifest: id collision: %r -> %s renamed to %s", c.raw_id, c.video_id, c.renamed_to
+        )
     write_parquet_atomic(frame, path, schema=MANIFEST_SCHEMA)
     n_shards = math.ceil(len(frame) / shard_size) if len(frame) else 0
     log.info(
         "manifest: %d videos, %d shards (>= %d at shard_size %d), %d id collisions resolved",
-        len(frame), frame.shard.nunique(), n_shards, shard_size, len(collisions),
+        len(frame),
+        frame.shard.nunique(),
+        n_shards,
+        shard_size,
+        len(collisions),
     )
     return frame

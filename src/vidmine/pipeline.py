@@ -45,7 +45,9 @@ def shard_items(stage: str, layout: DatasetLayout, shard: str) -> list[dict[str,
     if stage == "scenecut":
         probed = ok_items(layout.status("probe", shard))
         spans = _manifest_shard(layout, shard).set_index("video_id")["spans"]
-        items = _records(probed.drop(columns=["status", "reason", "seconds", "outputs", "settings_hash"]))
+        items = _records(
+            probed.drop(columns=["status", "reason", "seconds", "outputs", "settings_hash"])
+        )
         for item in items:
             span = spans.get(item["id"])
             item["spans"] = [list(s) for s in span] if span is not None else None
@@ -54,7 +56,11 @@ def shard_items(stage: str, layout: DatasetLayout, shard: str) -> list[dict[str,
 
 
 def run_stage(
-    stage: str, layout: DatasetLayout, shard: str, settings: dict[str, Any], retry_failed: bool = False
+    stage: str,
+    layout: DatasetLayout,
+    shard: str,
+    settings: dict[str, Any],
+    retry_failed: bool = False,
 ) -> pd.DataFrame:
     """Run one stage over one shard; returns the status table it wrote."""
     runner_stage = STAGE_CLASSES[stage](layout, shard, settings)

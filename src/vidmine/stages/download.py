@@ -127,7 +127,9 @@ class DownloadStage:
         retries, backoff = self.settings["retries"], self.settings["backoff_seconds"]
         self.folder.mkdir(parents=True, exist_ok=True)
         for attempt in range(retries + 1):
-            workdir = Path(tempfile.mkdtemp(prefix=f".{item['id']}.partial-{os.getpid()}-", dir=self.folder))
+            workdir = Path(
+                tempfile.mkdtemp(prefix=f".{item['id']}.partial-{os.getpid()}-", dir=self.folder)
+            )
             try:
                 info = self._attempt(item, workdir)
                 return self._keep(item, workdir, info)
@@ -136,7 +138,14 @@ class DownloadStage:
                 if attempt == retries or not TRANSIENT.search(reason):
                     return ItemResult.failed(reason)
                 wait = backoff * 2**attempt
-                log.warning("download %s: %s; retry %d/%d in %.1fs", item["id"], reason, attempt + 1, retries, wait)
+                log.warning(
+                    "download %s: %s; retry %d/%d in %.1fs",
+                    item["id"],
+                    reason,
+                    attempt + 1,
+                    retries,
+                    wait,
+                )
                 time.sleep(wait)
             finally:
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -144,7 +153,9 @@ class DownloadStage:
 
     def _keep(self, item: dict[str, Any], workdir: Path, info: dict[str, Any]) -> ItemResult:
         """Move the finished download into place: info.json first, the video last."""
-        videos = [p for p in workdir.iterdir() if p.suffix != ".json" and not p.name.endswith(".part")]
+        videos = [
+            p for p in workdir.iterdir() if p.suffix != ".json" and not p.name.endswith(".part")
+        ]
         if not videos:
             return ItemResult.failed("yt-dlp finished but wrote no video file")
         video = max(videos, key=lambda p: p.stat().st_size)

@@ -49,8 +49,14 @@ def probe_video(path: str | Path, vfr_tolerance: float = 0.02) -> dict[str, Any]
     except ffmpeg.Error as exc:
         raise ValueError(f"not a readable video: {_ffprobe_error(exc)}") from None
     streams = info.get("streams", [])
-    video = next((s for s in streams if s.get("codec_type") == "video"
-                  and not s.get("disposition", {}).get("attached_pic")), None)
+    video = next(
+        (
+            s
+            for s in streams
+            if s.get("codec_type") == "video" and not s.get("disposition", {}).get("attached_pic")
+        ),
+        None,
+    )
     if video is None:
         kinds = sorted({s.get("codec_type", "?") for s in streams}) or ["none"]
         raise ValueError(f"no video stream (streams: {', '.join(kinds)})")

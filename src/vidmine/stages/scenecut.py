@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 Span = tuple[int, int]  # [start, end) in frames
 
 
-def detect_shots(path: str | Path, detector: str, threshold: float | None, min_scene_len: int) -> list[Span]:
+def detect_shots(
+    path: str | Path, detector: str, threshold: float | None, min_scene_len: int
+) -> list[Span]:
     """Shot boundaries as frame spans; the whole video is one shot when no cut is found."""
     if detector == "adaptive":
         det = AdaptiveDetector(adaptive_threshold=threshold or 3.0, min_scene_len=min_scene_len)
@@ -60,7 +62,11 @@ def split_long(span: Span, max_frames: int) -> list[Span]:
 
 
 def plan_clips(
-    shots: list[Span], n_frames: int, fps: float, min_seconds: float, max_seconds: float,
+    shots: list[Span],
+    n_frames: int,
+    fps: float,
+    min_seconds: float,
+    max_seconds: float,
     windows: list[Span] | None = None,
 ) -> tuple[list[Span], list[tuple[Span, str]]]:
     """Kept clip spans and dropped spans with their reason."""
@@ -79,21 +85,51 @@ def plan_clips(
     return kept, dropped
 
 
-def cut_command(src: Path, pattern: Path, cuts: list[int], settings: dict[str, Any], audio: bool) -> list[str]:
+def cut_command(
+    src: Path, pattern: Path, cuts: list[int], settings: dict[str, Any], audio: bool
+) -> list[str]:
     """One ffmpeg call that writes a segment per interval between ``cuts``."""
-    command = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(src),
-               "-map", "0:v:0", "-fps_mode", "passthrough",
-               "-c:v", "libx264", "-crf", str(settings["crf"]), "-preset", settings["preset"],
-               "-pix_fmt", "yuv420p"]
+    command = [
+        "ffmpeg",
+        "-nostdin",
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-y",
+        "-i",
+        str(src),
+        "-map",
+        "0:v:0",
+        "-fps_mode",
+        "passthrough",
+        "-c:v",
+        "libx264",
+        "-crf",
+        str(settings["crf"]),
+        "-preset",
+        settings["preset"],
+        "-pix_fmt",
+        "yuv420p",
+    ]
     if audio:
         command += ["-map", "0:a:0", "-c:a", "aac", "-b:a", "128k"]
     else:
         command += ["-an"]
     if cuts:
         keyframes = "+".join(f"eq(n,{c})" for c in cuts)
-        command += ["-force_key_frames", f"expr:{keyframes}",
-                    "-f", "segment", "-segment_frames", ",".join(map(str, cuts)),
-                    "-reset_timestamps", "1", "-segment_format", "mp4", str(pattern)]
+        command += [
+            "-force_key_frames",
+            f"expr:{keyframes}",
+            "-f",
+            "segment",
+            "-segment_frames",
+            ",".join(map(str, cuts)),
+            "-reset_timestamps",
+            "1",
+            "-segment_format",
+            "mp4",
+            str(pattern),
+        ]
     else:
         command += [str(pattern).replace("%04d", "0000")]
     return command
@@ -123,9 +159,14 @@ class SceneCutStage:
         except Exception as exc:  # PySceneDetect raises many types for undecodable input
             return ItemResult.failed(f"scene detection failed: {type(exc).__name__}: {exc}")
         windows = [(round(a * fps), round(b * fps)) for a, b in item.get("spans") or []]
-        kept, dropped = plan_clips(shots, n_frames, fps, s["min_clip_seconds"], s["max_clip_seconds"], windows)
-        fields = {"shots": [list(x) for x in (shots or [(0, n_frames)])], "n_clips": len(kept),
-                  "dropped": [[a, b, why] for (a, b), why in dropped]}
+        kept, dropped = plan_clips(
+            shots, n_frames, fps, s["min_clip_seconds"], s["max_clip_seconds"], windows
+        )
+        fields = {
+            "shots": [list(x) for x in (shots or [(0, n_frames)])],
+            "n_clips": len(kept),
+            "dropped": [[a, b, why] for (a, b), why in dropped],
+        }
         if not kept:
             return ItemResult.dropped("no clip within the length bounds", fields=fields)
         try:
@@ -138,14 +179,21 @@ class SceneCutStage:
         cuts = sorted({b for span in kept for b in span} - {0, int(item["n_frames"])})
         boundaries = [0, *cuts]
         self.folder.mkdir(parents=True, exist_ok=True)
-        workdir = Path(tempfile.mkdtemp(prefix=f".{item['id']}.partial-{os.getpid()}-", dir=self.folder))
+        workdir = Path(
+            tempfile.mkdtemp(prefix=f".{item['id']}.partial-{os.getpid()}-", dir=self.folder)
+        )
         try:
-            run = subprocess.run(cut_command(source, workdir / "seg%04d.mp4", cuts, self.settings, audio),
-                                 capture_output=True, text=True)
+            run = subprocess.run(
+                cut_command(source, workdir / "seg%04d.mp4", cuts, self.settings, audio),
+                capture_output=True,
+                text=True,
+            )
             if run.returncode != 0:
                 raise RuntimeError(f"ffmpeg cut failed: {one_line(run.stderr) or run.returncode}")
-            return [self._keep(item, index, span, workdir / f"seg{boundaries.index(span[0]):04d}.mp4")
-                    for index, span in enumerate(kept)]
+            return [
+                self._keep(item, index, span, workdir / f"seg{boundaries.index(span[0]):04d}.mp4")
+                for index, span in enumerate(kept)
+            ]
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -160,9 +208,18 @@ class SceneCutStage:
             os.replace(segment, tmp)
         fps = float(item["fps"])
         return {
-            "clip_id": cid, "video_id": item["id"], "shard": self.shard, "index": index,
-            "start_frame": span[0], "end_frame": span[1], "n_frames": expected,
-            "start_time": span[0] / fps, "end_time": span[1] / fps, "fps": fps,
-            "width": facts["width"], "height": facts["height"], "has_audio": facts["has_audio"],
+            "clip_id": cid,
+            "video_id": item["id"],
+            "shard": self.shard,
+            "index": index,
+            "start_frame": span[0],
+            "end_frame": span[1],
+            "n_frames": expected,
+            "start_time": span[0] / fps,
+            "end_time": span[1] / fps,
+            "fps": fps,
+            "width": facts["width"],
+            "height": facts["height"],
+            "has_audio": facts["has_audio"],
             "path": str(final.relative_to(self.layout.root)),
         }
