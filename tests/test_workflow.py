@@ -1,0 +1,119 @@
+"""The demo through Snakemake end to end with the local profile, in a scratch directory."""
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import REPO
+from vidmine.runner import read_status
+
+SNAKEMAKE = [
+    sys.executable,
+    "-m",
+    "snakemake",
+    "-s",
+    str(REPO / "workflow" / "Snakefile"),
+    "--configfile",
+    str(REPO / "config" / "config.yaml"),
+]
+EXPECTED_CLIPS = [
+    "bigbuckbunny-c000",
+    "bigbuckbunny-c001",
+    "bikes-c000",
+    "bikes-c001",
+    "bikes-c002",
+    "bikes-c003",
+    "bikes-c004",
+    "carphone-c000",
+    "carphone-c001",
+]
+
+
+def snakemake(workdir, *args, check=True):
+    run = subprocess.run(
+        [
+            *SNAKEMAKE,
+            "--directory",
+            str(workdir),
+            "--profile",
+            str(REPO / "profiles" / "local"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if check and run.returncode != 0:
+        pytest.fail(
+            f"snakemake {' '.join(args)} failed:\n{run.stdout[-3000:]}\n{run.stderr[-5000:]}"
+        )
+    return run
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("demo")
+    snakemake(workdir, "all")
+    return workdir
+
+
+@pytest.mark.slow
+def test_demo_produces_clips_status_tables_and_report(demo_run):
+    root = demo_run / "results" / "demo"
+    clips = pd.read_parquet(root / "clips.parquet")
+    assert clips.clip_id.tolist() == EXPECTED_CLIPS
+    assert clips.path.str.startswith("private/clips/").all()
+    assert all((root / p).is_file() for p in clips.path)
+    for stage in ("download", "probe", "scenecut"):
+        tables = sorted((root / "status" / stage).glob("*.parquet"))
+        assert [t.stem for t in tables] == ["s00000", "s00001"]
+        assert set(pd.concat(map(read_status, tables)).status) == {"ok"}
+    report = pd.read_parquet(root / "download_report.parquet")
+    assert sorted(report.video_id) == ["bigbuckbunny", "bikes", "carphone"]
+    for item in ("download_summary.html", "clips.html", "shots.png"):
+        assert (root / "report" / item).stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_rerun_does_nothing_and_status_command_counts(demo_run):
+    run = snakemake(demo_run, "all")
+    assert "Nothing to be done" in run.stdout + run.stderr
+    status = subprocess.run(
+        [sys.executable, "-m", "vidmine", "status", "demo", "--results", str(demo_run / "results")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lines = {line.split()[0]: line.split()[1:] for line in status.splitlines()[2:]}
+    assert lines["download"][:4] == ["3", "0", "0", "0"]
+    assert lines["scenecut"][:4] == ["3", "0", "0", "0"]
+
+
+@pytest.mark.slow
+def test_snakemake_report_builds(demo_run):
+    snakemake(demo_run, "--report", "report.html")
+    html = (demo_run / "report.html").read_text(errors="replace")
+    assert "shots.png" in html and "download_summary.html" in html
+
+
+@pytest.mark.slow
+def test_aim_at_one_dataset_file(tmp_path):
+    snakemake(tmp_path, "results/demo/download_report.parquet")
+    root = tmp_path / "results" / "demo"
+    assert (root / "download_report.parquet").exists()
+    assert not (root / "status" / "scenecut").exists()  # only what that file needs ran
+
+
+def test_bad_config_stops_with_one_line(tmp_path):
+    run = snakemake(tmp_path, "-n", "all", "--config", "retry_failed=maybe", check=False)
+    assert run.returncode != 0
+    lines = [line for line in (run.stdout + run.stderr).splitlines() if "vidmine:" in line]
+    assert lines == ["vidmine: config key retry_failed: 'maybe' is not of type 'boolean'"]
+
+
+def test_workflow_lint_is_clean():
+    run = subprocess.run([*SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=REPO)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "Congratulations" in run.stdout + run.stderr
