@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import threading
@@ -36,9 +37,18 @@ class VideoServer(BaseHTTPRequestHandler):
         pass
 
     def _send(self, status: int, body: bytes, content_type: str, delay: float = 0.0) -> None:
+        total, first = len(body), 0
+        wanted = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers.get("Range", ""))
+        if status == 200 and wanted:  # ffmpeg seeks (time-span downloads) with Range requests
+            first = int(wanted[1])
+            last = min(int(wanted[2]), total - 1) if wanted[2] else total - 1
+            body, status = body[first : last + 1], 206
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        if status == 206:
+            self.send_header("Content-Range", f"bytes {first}-{first + len(body) - 1}/{total}")
         self.end_headers()
         if self.command == "HEAD":
             return

@@ -12,6 +12,7 @@ from vidmine.pipeline import run_stage
 from vidmine.runner import read_status
 from vidmine.sources import SourceRecord, read_demo
 from vidmine.stages.download import DownloadStage
+from vidmine.stages.probe import probe_video
 
 
 def settings(**overrides):
@@ -87,3 +88,12 @@ def test_one_bad_video_never_kills_the_shard(results, http_server):
     assert list(status.status) == ["ok", "failed", "failed"]
     assert status.loc["v0", "bytes"] > 0
     assert status.loc["v1", "reason"] and status.loc["v2", "reason"]
+
+
+def test_time_span_downloads_only_that_span(stage, http_server):
+    """Kinetics-style spans: yt-dlp's download_ranges cuts 2 s out of bikes.mp4 (10 s)."""
+    item = {"id": "span", "url": f"{http_server}/video/bikes.mp4", "start": 2.0, "end": 4.0}
+    result = stage.process(item)
+    assert result.status == "ok", result.reason
+    facts = probe_video(stage.layout.root / result.outputs[0])
+    assert facts["n_frames"] == 50 and abs(facts["duration"] - 2.0) < 0.05
