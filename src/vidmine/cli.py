@@ -139,7 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_optional(sub: argparse._SubParsersAction) -> None:
     """Subcommands of stages that live in their own subpackages."""
-    if importlib.util.find_spec("vidmine.lifter.cli") is None:
+    try:
+        if importlib.util.find_spec("vidmine.lifter.cli") is None:
+            return
+    except ModuleNotFoundError:  # the subpackage itself is absent
         return
     from vidmine.lifter.cli import register
 
