@@ -72,8 +72,35 @@ def test_demo_produces_clips_status_tables_and_report(demo_run):
         assert set(pd.concat(map(read_status, tables)).status) == {"ok"}
     report = pd.read_parquet(root / "download_report.parquet")
     assert sorted(report.video_id) == ["bigbuckbunny", "bikes", "carphone"]
-    for item in ("download_summary.html", "clips.html", "shots.png"):
+    items = [
+        "download_summary.html",
+        "clips.html",
+        "shots.png",
+        "filter.html",
+        "dropped_examples.png",
+        "blur_examples.png",
+        "audit.html",
+    ]
+    for item in items:
         assert (root / "report" / item).stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_demo_drops_the_cartoon_and_releases_only_audited_blurred_clips(demo_run):
+    root = demo_run / "results" / "demo"
+    released = pd.read_parquet(root / "released_clips.parquet")
+    assert released.clip_id.tolist() == [c for c in EXPECTED_CLIPS if not c.startswith("bigbuck")]
+    assert released.path.str.startswith("clips/").all()
+    assert all((root / p).is_file() for p in released.path)
+    scores = pd.concat(map(pd.read_parquet, (root / "tables" / "scores").glob("*.parquet")))
+    dropped = scores[scores.decision == "drop"]
+    assert sorted(dropped.clip_id) == ["bigbuckbunny-c000", "bigbuckbunny-c001"]
+    assert (dropped["flags"] == "cartoon").all()
+    audit = pd.concat(map(pd.read_parquet, (root / "tables" / "audit").glob("*.parquet")))
+    assert (audit.residual_frames_after == 0).all() and (audit.action != "dropped").all()
+    faces = pd.concat(map(pd.read_parquet, (root / "tables" / "faces").glob("*.parquet")))
+    assert (faces[faces.clip_id.str.startswith("carphone")].n_faces >= 1).all()
+    assert "<td>0</td>" in (root / "report" / "audit.html").read_text()
 
 
 @pytest.mark.slow
@@ -89,6 +116,8 @@ def test_rerun_does_nothing_and_status_command_counts(demo_run):
     lines = {line.split()[0]: line.split()[1:] for line in status.splitlines()[2:]}
     assert lines["download"][:4] == ["3", "0", "0", "0"]
     assert lines["scenecut"][:4] == ["3", "0", "0", "0"]
+    assert lines["filter"][:4] == ["7", "0", "2", "0"]
+    assert lines["audit"][:4] == ["7", "0", "0", "0"]
 
 
 @pytest.mark.slow

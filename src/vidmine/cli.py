@@ -46,6 +46,13 @@ def cmd_gather_clips(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gather_released(args: argparse.Namespace) -> int:
+    from vidmine.gather import gather_released
+
+    gather_released(args.clips, args.scores, args.audit, args.out)
+    return 0
+
+
 def cmd_download_report(args: argparse.Namespace) -> int:
     from vidmine.gather import download_report
 
@@ -62,6 +69,23 @@ def cmd_report_items(args: argparse.Namespace) -> int:
     report.download_summary(pd.read_parquet(args.download_report), args.download_html)
     report.clip_summary(clips, args.clips_html)
     report.shot_plot(args.scenecut_statuses, clips, args.shots_png)
+    return 0
+
+
+def cmd_report_privacy(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from vidmine import report
+    from vidmine.gather import _concat
+
+    root = Path(args.dataset_dir)
+    scores, faces = _concat(args.scores), _concat(args.faces)
+    report.filter_summary(scores, args.filter_html)
+    report.audit_summary(_concat(args.audit), faces, args.audit_html)
+    report.dropped_examples(
+        scores, pd.read_parquet(args.clips), root, json.loads(args.blur_settings), args.dropped_png
+    )
+    report.blur_examples(pd.read_parquet(args.released), faces, root, args.blur_png)
     return 0
 
 
@@ -96,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_manifest)
 
     p = sub.add_parser("run-stage", help="run one stage over one shard")
-    p.add_argument("stage", choices=["download", "probe", "scenecut"])
+    p.add_argument("stage", choices=["download", "probe", "scenecut", "filter", "blur", "audit"])
     p.add_argument("--dataset-dir", required=True, help="results/{dataset}")
     p.add_argument("--shard", required=True)
     p.add_argument("--settings", default="{}", help="the stage's config section as JSON")
@@ -107,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("tables", nargs="*")
     p.set_defaults(func=cmd_gather_clips)
+
+    p = sub.add_parser("gather-released", help="gather the released (blurred, audited) clips")
+    p.add_argument("--out", required=True)
+    p.add_argument("--clips", nargs="+", required=True)
+    p.add_argument("--scores", nargs="+", required=True)
+    p.add_argument("--audit", nargs="+", required=True, help="audit status tables")
+    p.set_defaults(func=cmd_gather_released)
 
     p = sub.add_parser("download-report", help="what the dataset lost at download, and why")
     p.add_argument("--manifest", required=True)
@@ -122,6 +153,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shots-png", required=True)
     p.add_argument("scenecut_statuses", nargs="+")
     p.set_defaults(func=cmd_report_items)
+
+    p = sub.add_parser("report-privacy", help="report items of the filter, blur and audit")
+    p.add_argument("--dataset-dir", required=True)
+    p.add_argument("--clips", required=True, help="the clip table")
+    p.add_argument("--released", required=True, help="the released clip table")
+    p.add_argument("--blur-settings", required=True, help="the dataset's blur section as JSON")
+    p.add_argument("--scores", nargs="+", required=True)
+    p.add_argument("--faces", nargs="+", required=True)
+    p.add_argument("--audit", nargs="+", required=True, help="audit row tables")
+    p.add_argument("--filter-html", required=True)
+    p.add_argument("--audit-html", required=True)
+    p.add_argument("--dropped-png", required=True)
+    p.add_argument("--blur-png", required=True)
+    p.set_defaults(func=cmd_report_privacy)
 
     p = sub.add_parser("status", help="per stage: ok, failed (top reasons) and pending")
     p.add_argument("dataset")

@@ -62,3 +62,39 @@ def download_report(
     counts = report.status.value_counts().to_dict()
     log.info("download report: %s -> %s", counts, out)
     return report
+
+
+def _concat(paths: Sequence[str | Path]) -> pd.DataFrame:
+    frames = [pd.read_parquet(p) for p in paths]
+    frames = [f for f in frames if len(f.columns)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+SCORE_COLUMNS = ["cartoon_score", "sharpness", "luma", "contrast", "motion", "flags"]
+
+
+def gather_released(
+    clips: Sequence[str | Path],
+    scores: Sequence[str | Path],
+    audits: Sequence[str | Path],
+    out: str | Path,
+) -> pd.DataFrame:
+    """The released clips: blurred, audited, with their scores. The dataset file that later
+    stages read pixels from (``path`` points into ``clips/``, never ``private/``)."""
+    table = _concat(clips)
+    audit = pd.concat([read_status(a) for a in audits], ignore_index=True) if audits else None
+    columns = [c for c in CLIP_COLUMNS if c != "path"] + ["path", *SCORE_COLUMNS, "audit_action"]
+    if audit is None or not len(audit) or not len(table):
+        released = pd.DataFrame(columns=columns)
+    else:
+        passed = audit[audit.status == "ok"]
+        paths = dict(zip(passed.id, (outputs[0] for outputs in passed.outputs), strict=True))
+        actions = dict(zip(passed.id, passed.action, strict=True))
+        released = table[table.clip_id.isin(paths)].drop(columns=["path"])
+        released = released.merge(_concat(scores)[["clip_id", *SCORE_COLUMNS]], on="clip_id")
+        released["path"] = released.clip_id.map(paths)
+        released["audit_action"] = released.clip_id.map(actions)
+        released = released.sort_values("clip_id").reset_index(drop=True)[columns]
+    write_parquet_atomic(released, out)
+    log.info("released clips: %d -> %s", len(released), out)
+    return released

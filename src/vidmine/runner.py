@@ -29,7 +29,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from vidmine.config import settings_hash
-from vidmine.io import remove_partials, write_parquet_atomic
+from vidmine.io import remove_partials, write_parquet_atomic, write_table_atomic
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,8 @@ class ItemResult:
         return cls(FAILED, one_line(reason), [], fields or {}, [])
 
     @classmethod
-    def dropped(cls, reason: str, fields: dict | None = None) -> ItemResult:
-        return cls(DROPPED, one_line(reason), [], fields or {}, [])
+    def dropped(cls, reason: str, fields: dict | None = None, rows=None) -> ItemResult:
+        return cls(DROPPED, one_line(reason), [], fields or {}, rows or [])
 
 
 def one_line(text: str, limit: int = 300) -> str:
@@ -192,11 +192,11 @@ def run_shard(
         "%s %s: %s; %d reused from an earlier run", stage.name, status_path.stem, counts, reused
     )
     if table_path is not None:
-        rows = [row for entry in entries if entry["status"] == OK for row in entry.get("rows", [])]
+        rows = [row for entry in entries for row in entry.get("rows", [])]
         write_parquet_atomic(pd.DataFrame(rows), table_path)
-    status = status_frame(entries)
-    write_parquet_atomic(status, status_path, schema=STATUS_SCHEMA)
-    return status
+    status = status_table(entries)
+    write_table_atomic(status, status_path)
+    return status.to_pandas()
 
 
 def _process_one(stage: Stage, item: dict[str, Any], digest: str) -> dict[str, Any]:
@@ -218,20 +218,21 @@ def _process_one(stage: Stage, item: dict[str, Any], digest: str) -> dict[str, A
     }
 
 
-def status_frame(entries: list[dict[str, Any]]) -> pd.DataFrame:
+def status_table(entries: list[dict[str, Any]]) -> pa.Table:
     """The status table: one row per item; stage-specific scalars as a JSON ``fields`` column."""
-    return pd.DataFrame(
+    rows = [
         {
-            "id": [e["id"] for e in entries],
-            "status": [e["status"] for e in entries],
-            "reason": [e["reason"] for e in entries],
-            "seconds": [float(e["seconds"]) for e in entries],
-            "outputs": [list(e["outputs"]) for e in entries],
-            "settings_hash": [e["settings_hash"] for e in entries],
-            "fields": [json.dumps(e["fields"], sort_keys=True, default=str) for e in entries],
-        },
-        columns=STATUS_SCHEMA.names,
-    )
+            "id": e["id"],
+            "status": e["status"],
+            "reason": e["reason"],
+            "seconds": float(e["seconds"]),
+            "outputs": list(e["outputs"]),
+            "settings_hash": e["settings_hash"],
+            "fields": json.dumps(e["fields"], sort_keys=True, default=str),
+        }
+        for e in entries
+    ]
+    return pa.Table.from_pylist(rows, schema=STATUS_SCHEMA)
 
 
 def read_status(path: str | Path) -> pd.DataFrame:

@@ -18,6 +18,8 @@ envvars:
 sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
 # Rules call the `vidmine` command; without --sdm conda it is the one next to the Python that
 # runs Snakemake (.venv/bin), so the workflow runs without activating the venv.
+# Per-rule conda envs install this checkout's package in their post-deploy scripts.
+os.environ.update(VIDMINE_SRC=str(Path(workflow.basedir).parent))
 _python_bin = str(Path(sys.executable).parent)
 _path = os.getenv("PATH", "")
 if _python_bin not in _path.split(os.pathsep):
@@ -51,13 +53,16 @@ def dataset_dir(wildcards):
     return f"results/{wildcards.dataset}"
 
 
-def stage_settings(stage):
-    """Params function: the stage's config section, quoted for the shell."""
+def stage_settings(*sections):
+    """Params function: a stage's config section (or {name: section} for several), quoted."""
 
     def settings(wildcards):
-        return shlex.quote(
-            json.dumps(dataset_config(wildcards.dataset)[stage], sort_keys=True)
-        )
+        config_ = dataset_config(wildcards.dataset)
+        if len(sections) == 1:
+            value = config_[sections[0]]
+        else:
+            value = {name: config_[name] for name in sections}
+        return shlex.quote(json.dumps(value, sort_keys=True))
 
     return settings
 
@@ -93,7 +98,15 @@ def report_items(dataset):
     return expand(
         "results/{dataset}/report/{item}",
         dataset=dataset,
-        item=["download_summary.html", "clips.html", "shots.png"],
+        item=[
+            "download_summary.html",
+            "clips.html",
+            "shots.png",
+            "filter.html",
+            "dropped_examples.png",
+            "blur_examples.png",
+            "audit.html",
+        ],
     )
 
 
@@ -102,7 +115,7 @@ def dataset_files(dataset):
     return expand(
         "results/{dataset}/{name}",
         dataset=dataset,
-        name=["clips.parquet", "download_report.parquet"],
+        name=["released_clips.parquet", "clips.parquet", "download_report.parquet"],
     )
 
 

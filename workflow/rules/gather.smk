@@ -27,3 +27,19 @@ rule download_report:
     shell:
         "vidmine download-report --manifest {input.manifest} --out {output}"
         " {input.statuses} > {log} 2>&1"
+
+
+rule released_clips:
+    input:
+        clips=per_shard("results/{dataset}/tables/clips/{shard}.parquet"),
+        scores=per_shard("results/{dataset}/tables/scores/{shard}.parquet"),
+        audit=per_shard("results/{dataset}/status/audit/{shard}.parquet"),
+    output:
+        "results/{dataset}/released_clips.parquet",
+    log:
+        "results/{dataset}/logs/released_clips.log",
+    conda:
+        "../envs/video.yaml"
+    shell:
+        "vidmine gather-released --out {output} --clips {input.clips}"
+        " --scores {input.scores} --audit {input.audit} > {log} 2>&1"

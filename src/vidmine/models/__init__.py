@@ -1,0 +1,1 @@
+"""Model backends that need torch; imported only when a config asks for them."""

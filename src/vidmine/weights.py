@@ -1,0 +1,75 @@
+"""Model weights from a path or an official URL, cached and checked against a SHA-256.
+
+Every GPU backend (cartoon classifier, RAFT, keypoint R-CNN, ...) resolves its weights here, so
+there is one cache (``$VIDMINE_CACHE``, default ``~/.cache/vidmine``), one download path (atomic,
+with a checksum) and one kind of error message saying how to get the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+from vidmine.io import atomic_path
+
+
+class WeightsError(RuntimeError):
+    """Weights that cannot be had; the message says which file and how to get it."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("VIDMINE_CACHE", Path.home() / ".cache" / "vidmine")) / "weights"
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _check(path: Path, sha256: str | None) -> None:
+    if sha256 and not sha256_of(path).startswith(sha256.lower()):
+        raise WeightsError(f"{path}: SHA-256 does not match {sha256} (corrupt or wrong file)")
+
+
+def _download(url: str, dest: Path, timeout: float) -> None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(dest) as tmp:
+            with open(tmp, "wb") as handle:
+                while block := response.read(1 << 20):
+                    handle.write(block)
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise WeightsError(
+            f"cannot download weights {url}: {exc}; download it by hand and set the path in config"
+        ) from exc
+
+
+def resolve_weights(
+    source: str, sha256: str | None = None, cache: Path | None = None, timeout: float = 60
+) -> Path:
+    """Local path of ``source`` (a file path or an http(s) URL), verified against ``sha256``.
+
+    torchvision's official file names end in the first 8 hex digits of the SHA-256, so a prefix
+    of the digest is accepted as the checksum.
+    """
+    if urlparse(source).scheme in ("http", "https"):
+        dest = (cache or cache_dir()) / Path(urlparse(source).path).name
+        if not dest.exists():
+            _download(source, dest, timeout)
+        try:
+            _check(dest, sha256)
+        except WeightsError:
+            dest.unlink(missing_ok=True)  # never keep a bad download in the cache
+            raise
+        return dest
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found")
+    _check(path, sha256)
+    return path

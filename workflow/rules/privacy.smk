@@ -1,0 +1,65 @@
+# Filter and privacy: score and filter clips, blur faces, audit every blurred clip.
+# Unblurred pixels stay in results/{dataset}/private/; only audited clips reach clips/.
+
+
+rule filter:
+    input:
+        clips="results/{dataset}/tables/clips/{shard}.parquet",
+    output:
+        scores="results/{dataset}/tables/scores/{shard}.parquet",
+        status="results/{dataset}/status/filter/{shard}.parquet",
+    log:
+        "results/{dataset}/logs/filter/{shard}.log",
+    group:
+        "shard_video"
+    conda:
+        "../envs/privacy.yaml"
+    params:
+        dataset_dir=dataset_dir,
+        settings=stage_settings("filter"),
+        retry=retry_flag,
+    shell:
+        "vidmine run-stage filter --dataset-dir {params.dataset_dir}"
+        " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
+
+
+rule blur:
+    input:
+        filter="results/{dataset}/status/filter/{shard}.parquet",
+    output:
+        faces="results/{dataset}/tables/faces/{shard}.parquet",
+        status="results/{dataset}/status/blur/{shard}.parquet",
+    log:
+        "results/{dataset}/logs/blur/{shard}.log",
+    group:
+        "shard_video"
+    conda:
+        "../envs/privacy.yaml"
+    params:
+        dataset_dir=dataset_dir,
+        settings=stage_settings("blur"),
+        retry=retry_flag,
+    shell:
+        "vidmine run-stage blur --dataset-dir {params.dataset_dir}"
+        " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
+
+
+rule audit:
+    input:
+        blur="results/{dataset}/status/blur/{shard}.parquet",
+    output:
+        audit="results/{dataset}/tables/audit/{shard}.parquet",
+        status="results/{dataset}/status/audit/{shard}.parquet",
+    log:
+        "results/{dataset}/logs/audit/{shard}.log",
+    group:
+        "shard_video"
+    conda:
+        "../envs/privacy.yaml"
+    params:
+        dataset_dir=dataset_dir,
+        settings=stage_settings("blur", "audit"),
+        retry=retry_flag,
+    shell:
+        "vidmine run-stage audit --dataset-dir {params.dataset_dir}"
+        " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
