@@ -42,6 +42,53 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
         raise DecodeError(f"no decodable frame in {Path(path).name}")
 
 
+def pipe_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """Every frame in order, decoded by an ffmpeg process that runs ahead of the caller.
+
+    For full passes over a clip (blur): decoding then overlaps with the caller's work on
+    another core, and the pixels are the ones ffmpeg's own RGB conversion gives (as for the
+    deface CLI, whose detections vidmine must reproduce).
+    """
+    import ffmpeg  # ffmpeg-python, for the probe
+
+    try:
+        stream = next(s for s in ffmpeg.probe(str(path))["streams"] if s["codec_type"] == "video")
+    except (ffmpeg.Error, StopIteration):
+        raise DecodeError(f"cannot open {Path(path).name} for decoding") from None
+    width, height = int(stream["width"]), int(stream["height"])
+    size = width * height * 3
+    command = [
+        "ffmpeg",
+        "-nostdin",
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-map",
+        "0:v:0",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "bgr24",
+        "-fps_mode",
+        "passthrough",
+        "pipe:1",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=size * 4
+    )
+    count = 0
+    try:
+        while len(data := process.stdout.read(size)) == size:
+            count += 1
+            yield np.frombuffer(data, np.uint8).reshape(height, width, 3).copy()
+    finally:
+        process.kill()
+        process.wait()
+    if count == 0:
+        raise DecodeError(f"no decodable frame in {Path(path).name}")
+
+
 def sample_indices(n_frames: int, fps: float, sample_fps: float, max_seconds: float) -> list[int]:
     """Frame indices at ``sample_fps`` over the first ``max_seconds`` (TrackVerse: 2 fps, 8 s)."""
     if n_frames <= 0:
