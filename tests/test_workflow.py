@@ -116,7 +116,8 @@ def test_rerun_does_nothing_and_status_command_counts(demo_run):
     lines = {line.split()[0]: line.split()[1:] for line in status.splitlines()[2:]}
     assert lines["download"][:4] == ["3", "0", "0", "0"]
     assert lines["scenecut"][:4] == ["3", "0", "0", "0"]
-    assert lines["filter"][:4] == ["7", "0", "2", "0"]
+    assert lines["filter"][:4] == ["7", "0", "2", "0"]  # clips from here on
+    assert lines["blur"][:4] == ["7", "0", "0", "0"]
     assert lines["audit"][:4] == ["7", "0", "0", "0"]
 
 

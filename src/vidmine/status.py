@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import pandas as pd
+import pyarrow.parquet as pq
 
 from vidmine.layout import STAGES, DatasetLayout
 from vidmine.manifest import read_manifest
@@ -44,6 +45,11 @@ def _entries(layout: DatasetLayout, stage: str, shards: list[str]) -> tuple[list
     return entries, done, running
 
 
+def _clip_count(layout: DatasetLayout, shards: list[str]) -> int:
+    tables = [layout.table("clips", shard) for shard in shards]
+    return sum(pq.ParquetFile(t).metadata.num_rows for t in tables if t.exists())
+
+
 def summarise(layout: DatasetLayout) -> list[StageSummary]:
     manifest = read_manifest(layout.manifest)
     shards = sorted(manifest.shard.unique())
@@ -57,8 +63,12 @@ def summarise(layout: DatasetLayout) -> list[StageSummary]:
             if entry["status"] == FAILED:
                 summary.reasons[entry["reason"][:90]] += 1
         summaries.append(summary)
-        # What the next stage should see: the items this one passed on, once all shards ran.
-        expected = summary.counts[OK] + (summary.pending if done < len(shards) else 0)
+        # What the next stage should see: the items this one passed on. Granularity changes at
+        # the scene cut: from videos to the clips they were cut into.
+        if stage == "scenecut":
+            expected = _clip_count(layout, shards)
+        else:
+            expected = summary.counts[OK] + (summary.pending if done < len(shards) else 0)
     return summaries
 
 
