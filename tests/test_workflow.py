@@ -129,6 +129,21 @@ def test_snakemake_report_builds(demo_run):
 
 
 @pytest.mark.slow
+def test_purge_deletes_private_pixels_and_keeps_released_clips(demo_run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "results"
+    shutil.copytree(demo_run / "results", copy)
+    command = [sys.executable, "-m", "vidmine", "purge", "demo", "--results", str(copy)]
+    assert subprocess.run(command, capture_output=True).returncode == 1  # asks for --yes
+    subprocess.run([*command, "--yes"], check=True, capture_output=True)
+    root = copy / "demo"
+    assert not (root / "private").exists() and not (root / "work" / "blurred").exists()
+    released = pd.read_parquet(root / "released_clips.parquet")
+    assert all((root / p).stat().st_size > 0 for p in released.path)
+
+
+@pytest.mark.slow
 def test_aim_at_one_dataset_file(tmp_path):
     snakemake(tmp_path, "results/demo/download_report.parquet")
     root = tmp_path / "results" / "demo"

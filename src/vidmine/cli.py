@@ -102,6 +102,27 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Delete a dataset's unblurred intermediates; released clips (hard links) stay."""
+    import shutil
+
+    from vidmine.layout import DatasetLayout
+
+    layout = DatasetLayout(Path(args.results), args.dataset)
+    folders = [layout.root / "private", layout.root / "work" / "blurred"]
+    present = [f for f in folders if f.exists()]
+    if not present:
+        print(f"{layout.root}: nothing private to delete")
+        return 0
+    if not args.yes:
+        print("would delete (add --yes): " + ", ".join(map(str, present)))
+        return 1
+    for folder in present:
+        shutil.rmtree(folder)
+        print(f"deleted {folder}")
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     print(json.dumps(config, indent=2) if args.show else f"{args.config}: ok")
@@ -172,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset")
     p.add_argument("--results", default="results", help="the results folder (default: results)")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("purge", help="delete a dataset's unblurred intermediates after a run")
+    p.add_argument("dataset")
+    p.add_argument("--results", default="results")
+    p.add_argument("--yes", action="store_true", help="really delete")
+    p.set_defaults(func=cmd_purge)
 
     p = sub.add_parser("check-config", help="validate a config file against the schema")
     p.add_argument("config", nargs="?", default="config/config.yaml")
