@@ -2,7 +2,8 @@
 
 Generates an N-video URL list and its manifest, then times `snakemake -n all` on the real
 workflow (one job per stage per shard) and, in the same run, on a naive Snakefile with one job
-per stage per video. Prints wall time, peak memory (RSS of the snakemake process) and ratios.
+per stage per video, for the same stages (``vidmine.layout.STAGES``). Prints wall time, peak
+memory (RSS of the snakemake process) and ratios.
 
     .venv/bin/python benchmarks/plan_scale.py                 # 100k videos, shard_size 200
     .venv/bin/python benchmarks/plan_scale.py --videos 20000 --naive-videos 20000
@@ -24,30 +25,30 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
+from vidmine.layout import STAGES  # noqa: E402
 from vidmine.manifest import write_manifest  # noqa: E402
 from vidmine.sources import read_urls  # noqa: E402
 
-NAIVE_SNAKEFILE = """
-import pyarrow.parquet as pq
-VIDEOS = pq.read_table(config["manifest"], columns=["video_id"]).column("video_id").to_pylist()
 
-rule all:
-    input: expand("results/naive/scenecut/{video}.parquet", video=VIDEOS)
+def naive_snakefile(stages: tuple[str, ...]) -> str:
+    """One job per stage per video, chained like the real per-shard stages."""
+    rules = [
+        "import pyarrow.parquet as pq",
+        'VIDEOS = pq.read_table(config["manifest"], columns=["video_id"])'
+        '.column("video_id").to_pylist()',
+        "rule all:",
+        f'    input: expand("results/naive/{stages[-1]}/{{video}}.parquet", video=VIDEOS)',
+    ]
+    for previous, stage in zip((None, *stages[:-1]), stages, strict=True):
+        rules += [f"rule {stage}:"]
+        if previous:
+            rules += [f'    input: "results/naive/{previous}/{{video}}.parquet"']
+        rules += [
+            f'    output: "results/naive/{stage}/{{video}}.parquet"',
+            f'    shell: "vidmine-{stage} {{wildcards.video}} {{output}}"',
+        ]
+    return "\n".join(rules) + "\n"
 
-rule download:
-    output: "results/naive/download/{video}.parquet"
-    shell: "vidmine-download {wildcards.video} {output}"
-
-rule probe:
-    input: "results/naive/download/{video}.parquet"
-    output: "results/naive/probe/{video}.parquet"
-    shell: "vidmine-probe {input} {output}"
-
-rule scenecut:
-    input: "results/naive/probe/{video}.parquet"
-    output: "results/naive/scenecut/{video}.parquet"
-    shell: "vidmine-scenecut {input} {output}"
-"""
 
 MEASURE = (
     "import resource, subprocess, sys, time\n"
@@ -116,7 +117,7 @@ def main() -> None:
         naive_manifest = (
             manifest if naive_videos == args.videos else make_dataset(naive_dir, naive_videos, 1)
         )
-        (naive_dir / "Snakefile").write_text(NAIVE_SNAKEFILE)
+        (naive_dir / "Snakefile").write_text(naive_snakefile(STAGES))
         naive = measure(
             [
                 *snakemake,
