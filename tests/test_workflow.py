@@ -104,6 +104,16 @@ def test_demo_drops_the_cartoon_and_releases_only_audited_blurred_clips(demo_run
 
 
 @pytest.mark.slow
+def test_demo_trains_and_evaluates_the_lifter(demo_run):
+    import json
+
+    lifter = demo_run / "results" / "demo" / "lifter"
+    metrics = json.loads((lifter / "metrics.json").read_text())
+    assert metrics["overall"]["mpjpe"] < 150  # untrained: about 400 mm
+    assert (lifter / "metrics.png").stat().st_size > 0 and (lifter / "model.pt").exists()
+
+
+@pytest.mark.slow
 def test_rerun_does_nothing_and_status_command_counts(demo_run):
     run = snakemake(demo_run, "all")
     assert "Nothing to be done" in run.stdout + run.stderr
@@ -125,7 +135,7 @@ def test_rerun_does_nothing_and_status_command_counts(demo_run):
 def test_snakemake_report_builds(demo_run):
     snakemake(demo_run, "--report", "report.html")
     html = (demo_run / "report.html").read_text(errors="replace")
-    assert "shots.png" in html and "download_summary.html" in html
+    assert "shots.png" in html and "download_summary.html" in html and "metrics.png" in html
 
 
 @pytest.mark.slow

@@ -119,5 +119,46 @@ def dataset_files(dataset):
     )
 
 
+# --- lifter (rules in lifter.smk) ---
+LIFTER_WORKFLOW_KEYS = ("enabled", "mem_mb", "runtime", "render")
+
+
+def lifter_settings(dataset):
+    """The dataset's lifter: section as given (the trainer fills in its own defaults)."""
+    return config["datasets"][dataset].get("lifter", {})
+
+
+def lifter_settings_json(wildcards):
+    """Params function: the training/data settings, quoted JSON for --settings."""
+    settings = lifter_settings(wildcards.dataset)
+    kept = {k: v for k, v in settings.items() if k not in LIFTER_WORKFLOW_KEYS}
+    return shlex.quote(json.dumps(kept, sort_keys=True))
+
+
+def lifter_resource(name, default):
+    """Resources function: a value from the lifter: section, else ``default``."""
+
+    def value(wildcards):
+        return lifter_settings(wildcards.dataset).get(name, default)
+
+    return value
+
+
+def lifter_targets(dataset):
+    """Files to request for a dataset whose lifter is enabled (none otherwise)."""
+    if not lifter_settings(dataset).get("enabled", False):
+        return []
+    return expand(
+        "results/{dataset}/lifter/{name}",
+        dataset=dataset,
+        name=["model.pt", "metrics.json", "metrics.png"],
+    )
+
+
 def all_targets():
-    return [f for d in DATASETS for f in dataset_files(d) + report_items(d)]
+    """Every dataset's files and report items, and its lifter's when enabled (lifter.smk)."""
+    return [
+        f
+        for d in DATASETS
+        for f in dataset_files(d) + report_items(d) + lifter_targets(d)
+    ]

@@ -1,0 +1,145 @@
+"""Checkpoints: atomic writes, VideoPose3D-compatible layout, architecture recovery.
+
+vidmine writes the original top-level keys (``epoch``, ``lr``, ``optimizer``,
+``model_pos``, ``model_traj``) so its files open in VideoPose3D, and adds a ``vidmine``
+entry with the architecture, input layout and training history. Published VideoPose3D
+checkpoints lack that entry; their architecture is read back from the weight shapes.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy._core.multiarray as _np_multiarray
+import torch
+
+from vidmine.lifter.model import TemporalModel
+
+FORMAT_VERSION = 1
+# What a pickled np.random.RandomState state needs (numpy 1.x files name numpy.core).
+_NUMPY_RNG_GLOBALS: list = [
+    np.ndarray,
+    np.dtype,
+    _np_multiarray._reconstruct,
+    (_np_multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
+    np.dtypes.UInt32DType,
+    np.dtypes.Float64DType,
+]
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to a temp file in the same directory, fsync, then os.replace.
+
+    A job killed mid-write leaves the previous file intact, never a truncated one, so a
+    resume file is always loadable and a Snakemake output only appears when complete.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Load a checkpoint on CPU, refusing arbitrary pickled code.
+
+    Original VideoPose3D files also hold a numpy RandomState tuple; those numpy types are
+    allow-listed rather than falling back to an unrestricted unpickler.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        with torch.serialization.safe_globals(_NUMPY_RNG_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop a DataParallel ``module.`` prefix if every key carries one."""
+    if state and all(k.startswith("module.") for k in state):
+        return {k[len("module.") :]: v for k, v in state.items()}
+    return dict(state)
+
+
+def infer_architecture(state: dict[str, torch.Tensor], in_features: int | None = None) -> dict:
+    """Architecture of a ``model_pos`` state dict, from its weight shapes alone."""
+    state = strip_prefix(state)
+    expand = state["expand_conv.weight"]
+    channels, flat_in, width0 = expand.shape
+    widths = [int(width0)]
+    i = 0
+    while f"layers_conv.{2 * i}.weight" in state:
+        widths.append(int(state[f"layers_conv.{2 * i}.weight"].shape[2]))
+        i += 1
+    if in_features is None:
+        in_features = flat_in // 17 if flat_in % 17 == 0 else (2 if flat_in % 2 == 0 else 3)
+    return {
+        "num_joints_in": int(flat_in // in_features),
+        "in_features": int(in_features),
+        "num_joints_out": int(state["shrink.weight"].shape[0] // 3),
+        "filter_widths": widths,
+        "channels": int(channels),
+    }
+
+
+@dataclass
+class LoadedLifter:
+    """An evaluation-ready model plus what is needed to feed it."""
+
+    model: TemporalModel
+    traj_model: TemporalModel | None
+    input_layout: str
+    meta: dict = field(default_factory=dict)
+
+
+def build_from_state(
+    state: dict[str, torch.Tensor], arch: dict, causal: bool = False
+) -> TemporalModel:
+    """A TemporalModel with ``arch`` loaded from ``state`` (strict: all keys must match)."""
+    model = TemporalModel(**arch, causal=causal, dropout=0.0)
+    model.load_state_dict(strip_prefix(state), strict=True)
+    return model.eval()
+
+
+def load_lifter(
+    path: Path, input_layout: str | None = None, causal: bool | None = None
+) -> LoadedLifter:
+    """Open a vidmine or an original VideoPose3D checkpoint for evaluation/lifting.
+
+    Original checkpoints say nothing about their 2D layout: pass ``input_layout``
+    ('coco' for ``pretrained_h36m_detectron_coco.bin``, 'h36m' for the CPN models).
+    """
+    ckpt = load_checkpoint(path)
+    meta = ckpt.get("vidmine") or {}
+    arch = meta.get("arch") or infer_architecture(ckpt["model_pos"])
+    is_causal = bool(meta.get("causal", False)) if causal is None else causal
+    model = build_from_state(ckpt["model_pos"], arch, is_causal)
+    traj = None
+    if ckpt.get("model_traj") is not None:
+        traj = build_from_state(ckpt["model_traj"], {**arch, "num_joints_out": 1}, is_causal)
+    layout = input_layout or meta.get("input_layout") or "h36m"
+    return LoadedLifter(model, traj, layout, meta)

@@ -1,0 +1,157 @@
+"""Lifter networks: exact parameter counts, interchangeable weights, original checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vidmine.lifter.checkpoint import infer_architecture, load_lifter
+from vidmine.lifter.evaluate import predict
+from vidmine.lifter.model import (
+    TemporalModel,
+    TemporalModelOptimized1f,
+    build_pair,
+    count_parameters,
+    fuse_for_inference,
+    receptive_field_of,
+)
+from vidmine.lifter.skeleton import H36M
+
+
+@pytest.mark.parametrize(
+    ("widths", "params", "rf"),
+    [
+        ((3, 3, 3), 8_555_571, 27),
+        ((3, 3, 3, 3), 12_753_971, 81),
+        ((3, 3, 3, 3, 3), 16_952_371, 243),
+    ],
+)
+def test_parameter_counts_match_videopose3d(widths, params, rf):
+    train_model, eval_model = build_pair(17, 2, 17, widths, channels=1024)
+    assert count_parameters(train_model) == params
+    assert count_parameters(eval_model) == params
+    assert eval_model.receptive_field() == rf == receptive_field_of(widths)
+
+
+def test_trajectory_model_parameter_count():
+    model = TemporalModel(17, 2, 1, (3, 3, 3, 3, 3), channels=1024)
+    assert count_parameters(model) == 16_903_171
+
+
+def test_even_filter_width_is_rejected():
+    with pytest.raises(ValueError, match="odd"):
+        TemporalModel(17, 2, 17, (3, 2, 3))
+
+
+def _randomise_bn(model: torch.nn.Module) -> None:
+    """Non-trivial BN statistics so that weight sharing is actually exercised."""
+    gen = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm1d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.randn(m.num_features, generator=gen))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_strided_and_dilated_models_agree(causal):
+    torch.manual_seed(0)
+    strided, full = build_pair(17, 2, 17, (3, 3, 3), causal=causal, channels=32)
+    _randomise_bn(strided)
+    full.load_state_dict(strided.state_dict())
+    strided.eval()
+    full.eval()
+    x = torch.randn(2, 40, 17, 2)
+    with torch.no_grad():
+        y_full = full(x)
+        y_win = torch.cat([strided(x[:, i : i + 27]) for i in range(40 - 26)], dim=1)
+    assert y_full.shape == (2, 14, 17, 3)
+    torch.testing.assert_close(y_win, y_full, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_causal_prediction_ignores_future_frames(causal):
+    torch.manual_seed(0)
+    model = TemporalModel(17, 2, 17, (3, 3, 3), causal=causal, channels=16).eval()
+    assert model.total_causal_shift() == (13 if causal else 0)
+    x = np.random.default_rng(0).normal(size=(40, 17, 2)).astype(np.float32)
+    x2 = x.copy()
+    x2[30] += 1.0
+    changed = np.abs(predict(model, x2, H36M, tta=False) - predict(model, x, H36M, tta=False))
+    changed = changed.max(axis=(1, 2)) > 0
+    first = int(np.argmax(changed))
+    assert first == (30 if causal else 30 - 13)  # causal: only frame 30 and later move
+    assert changed[first:].all() if causal else changed[first : 30 + 14].all()
+
+
+def test_fused_model_matches_unfused():
+    torch.manual_seed(0)
+    model = TemporalModel(17, 2, 17, (3, 3, 3), channels=32)
+    _randomise_bn(model)
+    model.eval()
+    x = torch.randn(2, 60, 17, 2)
+    with torch.no_grad():
+        torch.testing.assert_close(fuse_for_inference(model)(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+def _original_state_dict(widths, channels=1024, joints_in=17, feats=2, joints_out=17):
+    """A model_pos state dict written from the original key layout, not from our module."""
+    gen = torch.Generator().manual_seed(1)
+    state = {
+        "expand_conv.weight": torch.randn(channels, joints_in * feats, widths[0], generator=gen)
+    }
+
+    def bn(prefix):
+        state[f"{prefix}.weight"] = torch.rand(channels, generator=gen) + 0.5
+        state[f"{prefix}.bias"] = torch.randn(channels, generator=gen) * 0.1
+        state[f"{prefix}.running_mean"] = torch.randn(channels, generator=gen) * 0.1
+        state[f"{prefix}.running_var"] = torch.rand(channels, generator=gen) + 0.5
+        state[f"{prefix}.num_batches_tracked"] = torch.tensor(1000)
+
+    bn("expand_bn")
+    for i, width in enumerate(widths[1:]):
+        state[f"layers_conv.{2 * i}.weight"] = torch.randn(channels, channels, width, generator=gen)
+        state[f"layers_conv.{2 * i + 1}.weight"] = torch.randn(channels, channels, 1, generator=gen)
+        bn(f"layers_bn.{2 * i}")
+        bn(f"layers_bn.{2 * i + 1}")
+    state["shrink.weight"] = torch.randn(joints_out * 3, channels, 1, generator=gen) * 0.01
+    state["shrink.bias"] = torch.zeros(joints_out * 3)
+    return state
+
+
+def test_original_checkpoint_layout_loads(tmp_path):
+    widths = [3, 3, 3, 3, 3]
+    state = _original_state_dict(widths)
+    assert sum(v.numel() for k, v in state.items() if "running" not in k and "num_b" not in k) == (
+        16_952_371
+    )
+    ckpt = {
+        "epoch": 80,
+        "lr": 1e-3 * 0.95**80,
+        "random_state": np.random.RandomState(1234).get_state(),
+        "optimizer": {"state": {}, "param_groups": [{"lr": 1e-5, "params": []}]},
+        "model_pos": state,
+        "model_traj": None,
+        "random_state_semi": None,
+    }
+    path = tmp_path / "pretrained_h36m_detectron_coco.bin"
+    torch.save(ckpt, path)
+    lifter = load_lifter(path, input_layout="coco")
+    assert infer_architecture(state)["filter_widths"] == widths
+    assert lifter.model.receptive_field() == 243
+    assert lifter.input_layout == "coco"
+    for key, value in lifter.model.state_dict().items():
+        torch.testing.assert_close(value, state[key])
+    with torch.no_grad():
+        y = lifter.model(torch.zeros(1, 243, 17, 2))
+    assert y.shape == (1, 1, 17, 3) and torch.isfinite(y).all()
+    # the strided training model accepts the very same weights
+    TemporalModelOptimized1f(17, 2, 17, widths).load_state_dict(state)
+
+
+def test_dataparallel_prefix_is_stripped(tmp_path):
+    state = _original_state_dict([3, 3], channels=8)
+    path = tmp_path / "dp.bin"
+    torch.save({"model_pos": {f"module.{k}": v for k, v in state.items()}}, path)
+    assert load_lifter(path).model.filter_widths == [3, 3]

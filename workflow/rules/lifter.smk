@@ -1,0 +1,61 @@
+# VideoPose3D 2D -> 3D lifter: train on the dataset's lifter data, evaluate, report.
+# Settings: the dataset's `lifter:` config section (docs/lifter.md). Training checkpoints every
+# epoch to results/{dataset}/lifter/resume.pt (not an output, so Snakemake never deletes it);
+# after a kill or preemption, `--rerun-incomplete` reruns the job and it resumes from there.
+# GPUs: the rule asks for none, so local runs never wait for one; profiles/slurm's
+# set-resources gives train_lifter `gpu: 1` and the trainer then uses CUDA by itself.
+# Lifting wild tracks (`vidmine lifter lift`) gets its rule once the 2D track exports exist.
+
+
+rule train_lifter:
+    output:
+        model="results/{dataset}/lifter/model.pt",
+    log:
+        "results/{dataset}/logs/lifter/train.log",
+    conda:
+        "../envs/lifter.yaml"
+    threads: lambda wildcards: lifter_settings(wildcards.dataset).get("threads", 2)
+    resources:
+        mem_mb=lifter_resource("mem_mb", 8000),
+        runtime=lifter_resource("runtime", 720),
+        gpu=0,
+    params:
+        resume="results/{dataset}/lifter/resume.pt",
+        settings=lifter_settings_json,
+    shell:
+        "vidmine lifter train --out {output.model} --resume {params.resume}"
+        " --settings {params.settings} --threads {threads} > {log} 2>&1"
+
+
+rule evaluate_lifter:
+    input:
+        model="results/{dataset}/lifter/model.pt",
+    output:
+        metrics=report(
+            "results/{dataset}/lifter/metrics.json",
+            caption="../report/lifter_metrics.rst",
+            category="{dataset}",
+            subcategory="Lifter",
+            labels={"item": "metrics (JSON)"},
+        ),
+        plot=report(
+            "results/{dataset}/lifter/metrics.png",
+            caption="../report/lifter_plot.rst",
+            category="{dataset}",
+            subcategory="Lifter",
+            labels={"item": "errors per action and training curve"},
+        ),
+    log:
+        "results/{dataset}/logs/lifter/evaluate.log",
+    conda:
+        "../envs/lifter.yaml"
+    threads: 1
+    resources:
+        mem_mb=lifter_resource("mem_mb", 8000),
+        runtime=60,
+        gpu=0,
+    params:
+        settings=lifter_settings_json,
+    shell:
+        "vidmine lifter evaluate --model {input.model} --settings {params.settings}"
+        " --out-json {output.metrics} --out-plot {output.plot} > {log} 2>&1"
