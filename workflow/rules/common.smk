@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))
 # Rules call the `vidmine` command; without --sdm conda it is the one next to the Python that
 # runs Snakemake (.venv/bin), so the workflow runs without activating the venv.
 # Per-rule conda envs install this checkout's package in their post-deploy scripts.
-os.environ.update(VIDMINE_SRC=str(Path(workflow.basedir).parent))
+if not os.getenv("VIDMINE_SRC"):
+    os.environ.update(VIDMINE_SRC=str(Path(workflow.basedir).parent))
 _python_bin = str(Path(sys.executable).parent)
 _path = os.getenv("PATH", "")
 if _python_bin not in _path.split(os.pathsep):

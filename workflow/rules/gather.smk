@@ -1,4 +1,11 @@
 # Dataset-level gathers: the dataset files users ask for, one Snakemake target each.
+# They only concatenate small tables: run them on the submitting node, not as sbatch jobs.
+
+
+localrules:
+    clip_table,
+    download_report,
+    released_clips,
 
 
 rule clip_table:
