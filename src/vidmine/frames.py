@@ -13,6 +13,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+# ffmpeg, quiet and non-interactive, overwriting its output (always a temporary name here).
+FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+
+
+def x264_args(crf: int, preset: str) -> list[str]:
+    """H.264 in yuv420p, the pixel format every player and decoder reads."""
+    return ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]
+
 
 class DecodeError(ValueError):
     """A clip that cannot be opened or yields no frames."""
@@ -57,23 +65,8 @@ def pipe_frames(path: str | Path) -> Iterator[np.ndarray]:
         raise DecodeError(f"cannot open {Path(path).name} for decoding") from None
     width, height = int(stream["width"]), int(stream["height"])
     size = width * height * 3
-    command = [
-        "ffmpeg",
-        "-nostdin",
-        "-v",
-        "error",
-        "-i",
-        str(path),
-        "-map",
-        "0:v:0",
-        "-f",
-        "rawvideo",
-        "-pix_fmt",
-        "bgr24",
-        "-fps_mode",
-        "passthrough",
-        "pipe:1",
-    ]
+    command = [*FFMPEG, "-i", str(path), "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "bgr24"]
+    command += ["-fps_mode", "passthrough", "pipe:1"]
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=size * 4
     )
@@ -144,41 +137,12 @@ class VideoWriter:
         preset: str = "veryfast",
         audio_from: Path | None = None,
     ):
-        command = [
-            "ffmpeg",
-            "-nostdin",
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "bgr24",
-            "-s",
-            f"{width}x{height}",
-            "-r",
-            f"{fps:.6f}",
-            "-i",
-            "pipe:0",
-        ]
+        raw = ["-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}"]
+        command = [*FFMPEG, *raw, "-r", f"{fps:.6f}", "-i", "pipe:0"]
         if audio_from is not None:
             command += ["-i", str(audio_from), "-map", "0:v:0", "-map", "1:a:0?", "-c:a", "copy"]
-        command += [
-            "-c:v",
-            "libx264",
-            "-preset",
-            preset,
-            "-crf",
-            str(crf),
-            "-pix_fmt",
-            "yuv420p",
-            "-fps_mode",
-            "passthrough",
-            "-movflags",
-            "+faststart",
-            str(path),
-        ]
+        command += [*x264_args(crf, preset), "-fps_mode", "passthrough"]
+        command += ["-movflags", "+faststart", str(path)]
         self.frames = 0
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from scenedetect import AdaptiveDetector, ContentDetector, detect
 
+from vidmine.frames import FFMPEG, x264_args
 from vidmine.ids import clip_id
 from vidmine.io import atomic_path
 from vidmine.layout import DatasetLayout
@@ -89,28 +90,8 @@ def cut_command(
     src: Path, pattern: Path, cuts: list[int], settings: dict[str, Any], audio: bool
 ) -> list[str]:
     """One ffmpeg call that writes a segment per interval between ``cuts``."""
-    command = [
-        "ffmpeg",
-        "-nostdin",
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-y",
-        "-i",
-        str(src),
-        "-map",
-        "0:v:0",
-        "-fps_mode",
-        "passthrough",
-        "-c:v",
-        "libx264",
-        "-crf",
-        str(settings["crf"]),
-        "-preset",
-        settings["preset"],
-        "-pix_fmt",
-        "yuv420p",
-    ]
+    command = [*FFMPEG, "-i", str(src), "-map", "0:v:0", "-fps_mode", "passthrough"]
+    command += x264_args(settings["crf"], settings["preset"])
     if audio:
         command += ["-map", "0:a:0", "-c:a", "aac", "-b:a", "128k"]
     else:
