@@ -76,12 +76,12 @@ def cmd_report_privacy(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from vidmine import report
-    from vidmine.gather import _concat
+    from vidmine.gather import concat_tables
 
     root = Path(args.dataset_dir)
-    scores, faces = _concat(args.scores), _concat(args.faces)
+    scores, faces = concat_tables(args.scores), concat_tables(args.faces)
     report.filter_summary(scores, args.filter_html)
-    report.audit_summary(_concat(args.audit), faces, args.audit_html)
+    report.audit_summary(concat_tables(args.audit), faces, args.audit_html)
     report.dropped_examples(
         scores, pd.read_parquet(args.clips), root, json.loads(args.blur_settings), args.dropped_png
     )

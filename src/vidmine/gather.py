@@ -64,7 +64,7 @@ def download_report(
     return report
 
 
-def _concat(paths: Sequence[str | Path]) -> pd.DataFrame:
+def concat_tables(paths: Sequence[str | Path]) -> pd.DataFrame:
     frames = [pd.read_parquet(p) for p in paths]
     frames = [f for f in frames if len(f.columns)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -81,7 +81,7 @@ def gather_released(
 ) -> pd.DataFrame:
     """The released clips: blurred, audited, with their scores. The dataset file that later
     stages read pixels from (``path`` points into ``clips/``, never ``private/``)."""
-    table = _concat(clips)
+    table = concat_tables(clips)
     audit = pd.concat([read_status(a) for a in audits], ignore_index=True) if audits else None
     columns = [c for c in CLIP_COLUMNS if c != "path"] + ["path", *SCORE_COLUMNS, "audit_action"]
     if audit is None or not len(audit) or not len(table):
@@ -91,7 +91,7 @@ def gather_released(
         paths = dict(zip(passed.id, (outputs[0] for outputs in passed.outputs), strict=True))
         actions = dict(zip(passed.id, passed.action, strict=True))
         released = table[table.clip_id.isin(paths)].drop(columns=["path"])
-        released = released.merge(_concat(scores)[["clip_id", *SCORE_COLUMNS]], on="clip_id")
+        released = released.merge(concat_tables(scores)[["clip_id", *SCORE_COLUMNS]], on="clip_id")
         released["path"] = released.clip_id.map(paths)
         released["audit_action"] = released.clip_id.map(actions)
         released = released.sort_values("clip_id").reset_index(drop=True)[columns]
