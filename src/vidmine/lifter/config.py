@@ -41,12 +41,13 @@ class DataConfig(_Plain):
     subjects_train: tuple[str, ...] = H36M_TRAIN_SUBJECTS
     subjects_test: tuple[str, ...] = H36M_TEST_SUBJECTS
     subjects_unlabeled: tuple[str, ...] = ()
-    synthetic_frames: int = 200
-    synthetic_cameras: int = 2
-    synthetic_sequences: int = 1
-    synthetic_seed: int = 0
-    synthetic_noise_px: float = 2.0
-    synthetic_drop_rate: float = 0.02
+    # The synthetic generator's own defaults, so the two cannot drift apart.
+    synthetic_frames: int = SyntheticConfig.frames
+    synthetic_cameras: int = SyntheticConfig.cameras
+    synthetic_sequences: int = SyntheticConfig.sequences_per_action
+    synthetic_seed: int = SyntheticConfig.seed
+    synthetic_noise_px: float = SyntheticConfig.noise_px
+    synthetic_drop_rate: float = SyntheticConfig.drop_rate
 
 
 @dataclass(frozen=True)
