@@ -63,9 +63,9 @@ def shard_items(stage: str, layout: DatasetLayout, shard: str) -> list[dict[str,
     if stage == "blur":
         return _clip_items(layout, shard, passed="filter")
     if stage == "audit":
-        items = _clip_items(layout, shard, passed="blur")
         blurred = ok_items(layout.status("blur", shard)).set_index("id")["outputs"]
-        return [{**item, "blurred": blurred[item["id"]][0]} for item in items]
+        items = _clip_items(layout, shard)
+        return [{**i, "blurred": blurred[i["id"]][0]} for i in items if i["id"] in blurred.index]
     raise ValueError(f"unknown stage {stage!r} (known: {', '.join(STAGE_CLASSES)})")
 
 
