@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from vidmine.config import ConfigError, load_config
+from vidmine.layout import STAGES
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -30,12 +31,17 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 
 
 def cmd_run_stage(args: argparse.Namespace) -> int:
+    from vidmine.detect.base import BackendUnavailable
     from vidmine.layout import DatasetLayout
     from vidmine.pipeline import parse_settings, run_stage
 
     dataset_dir = Path(args.dataset_dir)
     layout = DatasetLayout(dataset_dir.parent, dataset_dir.name)
-    run_stage(args.stage, layout, args.shard, parse_settings(args.settings), args.retry_failed)
+    try:
+        run_stage(args.stage, layout, args.shard, parse_settings(args.settings), args.retry_failed)
+    except BackendUnavailable as exc:  # before any item was touched: one line, no traceback
+        print(f"vidmine: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -141,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_manifest)
 
     p = sub.add_parser("run-stage", help="run one stage over one shard")
-    p.add_argument("stage", choices=["download", "probe", "scenecut", "filter", "blur", "audit"])
+    p.add_argument("stage", choices=STAGES)
     p.add_argument("--dataset-dir", required=True, help="results/{dataset}")
     p.add_argument("--shard", required=True)
     p.add_argument("--settings", default="{}", help="the stage's config section as JSON")
@@ -211,14 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_optional(sub: argparse._SubParsersAction) -> None:
     """Subcommands of stages that live in their own subpackages."""
-    try:
-        if importlib.util.find_spec("vidmine.lifter.cli") is None:
-            return
-    except ModuleNotFoundError:  # the subpackage itself is absent
-        return
-    from vidmine.lifter.cli import register
-
-    register(sub)
+    for module in ("vidmine.detect.cli", "vidmine.lifter.cli"):
+        try:
+            if importlib.util.find_spec(module) is None:
+                continue
+        except ModuleNotFoundError:  # the subpackage itself is absent
+            continue
+        importlib.import_module(module).register(sub)
 
 
 def main(argv: list[str] | None = None) -> int:

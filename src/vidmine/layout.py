@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-STAGES = ("download", "probe", "scenecut", "filter", "blur", "audit")
+STAGES = ("download", "probe", "scenecut", "filter", "blur", "audit", "detect", "trackverse")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,20 @@ class DatasetLayout:
     def released_clips(self, shard: str) -> Path:
         """Blurred clips that passed the audit: the only source of released pixels."""
         return self.root / "clips" / shard
+
+    def tracks(self, shard: str) -> Path:
+        """Per-clip track tables (tables only: no pixels leave the private zone here)."""
+        return self.root / "tracks" / shard
+
+    @property
+    def track_table(self) -> Path:
+        """The dataset file of detection: one row per track of every shard."""
+        return self.root / "tracks.parquet"
+
+    @property
+    def trackverse_dir(self) -> Path:
+        """TrackVerse-format per-video records and curated subsets."""
+        return self.root / "trackverse"
 
     @property
     def report_dir(self) -> Path:

@@ -23,9 +23,18 @@ STAGE_CLASSES = {
     "filter": "vidmine.stages.filter:FilterStage",
     "blur": "vidmine.stages.blur:BlurStage",
     "audit": "vidmine.stages.audit:AuditStage",
+    "detect": "vidmine.stages.detect:DetectStage",
+    "trackverse": "vidmine.stages.trackverse:TrackVerseStage",
 }
 # Stages that write a per-shard row table besides their status table.
-ROW_TABLES = {"scenecut": "clips", "filter": "scores", "blur": "faces", "audit": "audit"}
+ROW_TABLES = {
+    "scenecut": "clips",
+    "filter": "scores",
+    "blur": "faces",
+    "audit": "audit",
+    "detect": "tracks",
+    "trackverse": "trackverse",
+}
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -62,6 +71,10 @@ def shard_items(stage: str, layout: DatasetLayout, shard: str) -> list[dict[str,
         return _clip_items(layout, shard)
     if stage == "blur":
         return _clip_items(layout, shard, passed="filter")
+    if stage == "detect":  # the private clips the filter kept (blur runs beside it)
+        return _clip_items(layout, shard, passed="filter")
+    if stage == "trackverse":
+        return _video_items(layout, shard)
     if stage == "audit":
         blurred = ok_items(layout.status("blur", shard)).set_index("id")["outputs"]
         items = _clip_items(layout, shard)
@@ -79,6 +92,16 @@ def _clip_items(
     if passed is not None:
         clips = clips[clips.clip_id.isin(ok_items(layout.status(passed, shard)).id)]
     return [{"id": row["clip_id"], **row} for row in _records(clips)]
+
+
+def _video_items(layout: DatasetLayout, shard: str) -> list[dict[str, Any]]:
+    """Videos of the shard with the clips detection finished, each clip with its track table."""
+    done = ok_items(layout.status("detect", shard)).set_index("id")["outputs"]
+    clips = [c for c in _clip_items(layout, shard) if c["id"] in done.index]
+    videos: dict[str, list[dict[str, Any]]] = {}
+    for clip in clips:
+        videos.setdefault(clip["video_id"], []).append({**clip, "tracks": done[clip["id"]][0]})
+    return [{"id": video, "clips": items} for video, items in sorted(videos.items())]
 
 
 def run_stage(

@@ -107,6 +107,8 @@ def report_items(dataset):
             "dropped_examples.png",
             "blur_examples.png",
             "audit.html",
+            "track_examples.png",
+            "track_lengths.png",
         ],
     )
 
@@ -116,7 +118,52 @@ def dataset_files(dataset):
     return expand(
         "results/{dataset}/{name}",
         dataset=dataset,
-        name=["released_clips.parquet", "clips.parquet", "download_report.parquet"],
+        name=[
+            "released_clips.parquet",
+            "clips.parquet",
+            "download_report.parquet",
+            "tracks.parquet",
+        ],
+    ) + trackverse_files(dataset)
+
+
+# --- detection, tracking and TrackVerse (rules in detect.smk) ---
+DETECT_ENVS = {
+    "mediapipe": "../envs/pose.yaml",
+    "torchvision": "../envs/torch.yaml",
+    "detectron2": "../envs/detectron2.yaml",
+}
+
+
+def datasets_with_backend(backend):
+    """Wildcard constraint: the datasets whose detect.backend is ``backend`` (or none)."""
+    names = [d for d in DATASETS if dataset_config(d)["detect"]["backend"] == backend]
+    return "|".join(names) if names else "(?!)"
+
+
+def trackverse_settings(wildcards):
+    """Params function: the trackverse: section without its curation part, quoted JSON."""
+    section = dataset_config(wildcards.dataset)["trackverse"]
+    kept = {k: v for k, v in section.items() if k != "curation"}
+    return shlex.quote(json.dumps(kept, sort_keys=True))
+
+
+def curation_settings(wildcards):
+    curation = dataset_config(wildcards.dataset)["trackverse"]["curation"]
+    return shlex.quote(json.dumps(curation, sort_keys=True))
+
+
+def trackverse_files(dataset):
+    """The TrackVerse index and each configured curated subset (one target each)."""
+    from vidmine.trackverse import subset_names
+
+    section = dataset_config(dataset)["trackverse"]
+    domain = section["domain"]
+    names = [f"{domain}-index"] + subset_names(domain, section["curation"])
+    return expand(
+        "results/{dataset}/trackverse/tracks_subsets/{name}.jsonl.gzip",
+        dataset=dataset,
+        name=names,
     )
 
 

@@ -1,0 +1,132 @@
+# Detect, pose and track: person (and object) tracks per clip from the private clips the filter
+# kept; only tables leave the private zone. TrackVerse records per video, then curated subsets.
+
+
+# One rule per backend, each with its own env and (in profiles/slurm) resources; a dataset's
+# backend picks which of them may build its track tables.
+for _backend, _env in DETECT_ENVS.items():
+
+    rule:
+        name:
+            f"detect_{_backend}"
+        input:
+            filter="results/{dataset}/status/filter/{shard}.parquet",
+        output:
+            tracks="results/{dataset}/tables/tracks/{shard}.parquet",
+            status="results/{dataset}/status/detect/{shard}.parquet",
+        log:
+            "results/{dataset}/logs/detect/{shard}.log",
+        wildcard_constraints:
+            dataset=datasets_with_backend(_backend),
+        group:
+            "shard_video" if _backend == "mediapipe" else "shard_gpu"
+        conda:
+            _env
+        params:
+            dataset_dir=dataset_dir,
+            settings=stage_settings("detect"),
+            retry=retry_flag,
+        shell:
+            "vidmine run-stage detect --dataset-dir {params.dataset_dir}"
+            " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
+
+
+rule trackverse_meta:
+    input:
+        detect="results/{dataset}/status/detect/{shard}.parquet",
+    output:
+        links="results/{dataset}/tables/trackverse/{shard}.parquet",
+        status="results/{dataset}/status/trackverse/{shard}.parquet",
+    log:
+        "results/{dataset}/logs/trackverse/{shard}.log",
+    group:
+        "shard_video"
+    conda:
+        "../envs/video.yaml"
+    params:
+        dataset_dir=dataset_dir,
+        settings=trackverse_settings,
+        retry=retry_flag,
+    shell:
+        "vidmine run-stage trackverse --dataset-dir {params.dataset_dir}"
+        " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
+
+
+rule track_table:
+    input:
+        tracks=per_shard("results/{dataset}/tables/tracks/{shard}.parquet"),
+        links=per_shard("results/{dataset}/tables/trackverse/{shard}.parquet"),
+    output:
+        "results/{dataset}/tracks.parquet",
+    log:
+        "results/{dataset}/logs/track_table.log",
+    conda:
+        "../envs/video.yaml"
+    shell:
+        "vidmine gather-tracks --out {output} --trackverse {input.links}"
+        " -- {input.tracks} > {log} 2>&1"
+
+
+rule trackverse_index:
+    input:
+        status=per_shard("results/{dataset}/status/trackverse/{shard}.parquet"),
+    output:
+        "results/{dataset}/trackverse/tracks_subsets/{domain}-index.jsonl.gzip",
+    log:
+        "results/{dataset}/logs/trackverse_index_{domain}.log",
+    conda:
+        "../envs/video.yaml"
+    params:
+        dataset_dir=dataset_dir,
+    shell:
+        "vidmine trackverse-index --dataset-dir {params.dataset_dir} --out {output}"
+        " {input.status} > {log} 2>&1"
+
+
+rule curate:
+    input:
+        index="results/{dataset}/trackverse/tracks_subsets/{domain}-index.jsonl.gzip",
+        tracks="results/{dataset}/tracks.parquet",
+    output:
+        "results/{dataset}/trackverse/tracks_subsets/{domain}-{criterion}.jsonl.gzip",
+    log:
+        "results/{dataset}/logs/curate/{domain}-{criterion}.log",
+    wildcard_constraints:
+        criterion=r"(RND-\d+|CB\d+|VB\d+|MinRed-CB\d+)",
+    conda:
+        "../envs/video.yaml"
+    params:
+        settings=curation_settings,
+    shell:
+        "vidmine curate --index {input.index} --tracks {input.tracks}"
+        " --name {wildcards.domain}-{wildcards.criterion} --settings {params.settings}"
+        " --out {output} > {log} 2>&1"
+
+
+rule report_tracks:
+    input:
+        tracks="results/{dataset}/tracks.parquet",
+        released="results/{dataset}/released_clips.parquet",
+    output:
+        examples=report(
+            "results/{dataset}/report/track_examples.png",
+            caption="../report/tracks.rst",
+            category="{dataset}",
+            subcategory="Tracks",
+        ),
+        lengths=report(
+            "results/{dataset}/report/track_lengths.png",
+            caption="../report/track_lengths.rst",
+            category="{dataset}",
+            subcategory="Tracks",
+        ),
+    log:
+        "results/{dataset}/logs/report_tracks.log",
+    conda:
+        "../envs/video.yaml"
+    params:
+        dataset_dir=dataset_dir,
+    shell:
+        "vidmine report-tracks --dataset-dir {params.dataset_dir} --tracks {input.tracks}"
+        " --released {input.released} --examples-png {output.examples}"
+        " --lengths-png {output.lengths} > {log} 2>&1"
