@@ -104,6 +104,26 @@ def test_demo_drops_the_cartoon_and_releases_only_audited_blurred_clips(demo_run
 
 
 @pytest.mark.slow
+def test_demo_tracks_people_and_writes_trackverse_records_and_subsets(demo_run):
+    from vidmine.trackverse import V1_KEYS, read_jsonl_gzip
+
+    root = demo_run / "results" / "demo"
+    tracks = pd.read_parquet(root / "tracks.parquet")
+    people = tracks[tracks.class_name == "person"]
+    assert {"carphone", "bikes"} <= set(people.video_id)
+    assert not tracks.clip_id.str.startswith("bigbuck").any()  # the filter dropped the cartoon
+    assert (people.mean_keypoint_score > 0.3).all()
+    index = read_jsonl_gzip(root / "trackverse" / "tracks_subsets" / "COCO-index.jsonl.gzip")
+    assert len(index) == tracks.fn.notna().sum() >= 2
+    assert all(tuple(record) == V1_KEYS for record in index)
+    for name in ("RND-2", "CB2", "VB1", "MinRed-CB2"):
+        subset = read_jsonl_gzip(root / "trackverse" / "tracks_subsets" / f"COCO-{name}.jsonl.gzip")
+        assert 1 <= len(subset) <= 2 and all(r in index for r in subset)
+    for item in ("track_examples.png", "track_lengths.png"):
+        assert (root / "report" / item).stat().st_size > 0
+
+
+@pytest.mark.slow
 def test_demo_trains_and_evaluates_the_lifter(demo_run):
     import json
 

@@ -38,7 +38,7 @@ def sampled_frames(n_frames: int, fps: float, detect_fps: float | None) -> list[
     ``detect_fps`` (TrackVerse resamples to 16 fps)."""
     if not detect_fps or detect_fps >= fps:
         return list(range(n_frames))
-    count = int(np.floor(n_frames / fps * detect_fps + 1e-9))
+    count = int(np.ceil(n_frames / fps * detect_fps - 1e-9))
     picks = np.round(np.arange(count) * fps / detect_fps).astype(int)
     return sorted(set(int(p) for p in picks if p < n_frames))
 
