@@ -119,8 +119,28 @@ def test_demo_tracks_people_and_writes_trackverse_records_and_subsets(demo_run):
     for name in ("RND-2", "CB2", "VB1", "MinRed-CB2"):
         subset = read_jsonl_gzip(root / "trackverse" / "tracks_subsets" / f"COCO-{name}.jsonl.gzip")
         assert 1 <= len(subset) <= 2 and all(r in index for r in subset)
-    for item in ("track_examples.png", "track_lengths.png"):
+    for item in ("track_examples.png", "track_lengths.png", "crops_flow.png"):
         assert (root / "report" / item).stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_demo_crops_every_person_track_with_mask_and_flow(demo_run):
+    from vidmine.crops import load_track_crops
+    from vidmine.flow import load_flow
+
+    root = demo_run / "results" / "demo"
+    tracks = pd.read_parquet(root / "tracks.parquet")
+    crops = pd.read_parquet(root / "crops.parquet")
+    people = tracks[tracks.class_name == "person"]
+    assert sorted(zip(crops.clip_id, crops.track_id)) == sorted(
+        zip(people.clip_id, people.track_id)
+    )
+    for row in crops.itertuples():
+        assert row.path.startswith("crops/") and row.has_mask
+        track = load_track_crops(root / row.path)
+        flow, frames = load_flow(root / row.flow_path)
+        assert track.crops.shape[1:] == (128, 128, 3) and track.masks is not None
+        assert flow.shape == (len(track), 128, 128, 2) and (frames == track.frames).all()
 
 
 @pytest.mark.slow

@@ -9,7 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-STAGES = ("download", "probe", "scenecut", "filter", "blur", "audit", "detect", "trackverse")
+STAGES = (
+    "download",
+    "probe",
+    "scenecut",
+    "filter",
+    "blur",
+    "audit",
+    "detect",
+    "trackverse",
+    "crops",
+    "flow",
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,13 @@ class DatasetLayout:
     def tracks(self, shard: str) -> Path:
         """Per-clip track tables (tables only: no pixels leave the private zone here)."""
         return self.root / "tracks" / shard
+
+    def crops(self, shard: str) -> Path:
+        """Person crops per track, cut from released (blurred, audited) clips."""
+        return self.root / "crops" / shard
+
+    def flow(self, shard: str) -> Path:
+        return self.root / "flow" / shard
 
     @property
     def track_table(self) -> Path:

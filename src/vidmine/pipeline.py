@@ -25,6 +25,8 @@ STAGE_CLASSES = {
     "audit": "vidmine.stages.audit:AuditStage",
     "detect": "vidmine.stages.detect:DetectStage",
     "trackverse": "vidmine.stages.trackverse:TrackVerseStage",
+    "crops": "vidmine.stages.crops:CropsStage",
+    "flow": "vidmine.stages.flow:FlowStage",
 }
 # Stages that write a per-shard row table besides their status table.
 ROW_TABLES = {
@@ -34,6 +36,8 @@ ROW_TABLES = {
     "audit": "audit",
     "detect": "tracks",
     "trackverse": "trackverse",
+    "crops": "crops",
+    "flow": "flow",
 }
 
 
@@ -75,6 +79,17 @@ def shard_items(stage: str, layout: DatasetLayout, shard: str) -> list[dict[str,
         return _clip_items(layout, shard, passed="filter")
     if stage == "trackverse":
         return _video_items(layout, shard)
+    if stage == "crops":  # clips with tracks whose blurred version passed the audit
+        tracks = ok_items(layout.status("detect", shard)).set_index("id")["outputs"]
+        released = ok_items(layout.status("audit", shard)).set_index("id")["outputs"]
+        return [
+            {"id": clip, "tracks": tracks[clip][0], "released": released[clip][0]}
+            for clip in tracks.index
+            if clip in released.index
+        ]
+    if stage == "flow":
+        done = ok_items(layout.status("crops", shard))
+        return [{"id": r["id"], "crops": list(r["outputs"])} for r in _records(done)]
     if stage == "audit":
         blurred = ok_items(layout.status("blur", shard)).set_index("id")["outputs"]
         items = _clip_items(layout, shard)

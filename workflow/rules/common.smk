@@ -109,6 +109,7 @@ def report_items(dataset):
             "audit.html",
             "track_examples.png",
             "track_lengths.png",
+            "crops_flow.png",
         ],
     )
 
@@ -123,6 +124,7 @@ def dataset_files(dataset):
             "clips.parquet",
             "download_report.parquet",
             "tracks.parquet",
+            "crops.parquet",
         ],
     ) + trackverse_files(dataset)
 
@@ -135,9 +137,12 @@ DETECT_ENVS = {
 }
 
 
-def datasets_with_backend(backend):
-    """Wildcard constraint: the datasets whose detect.backend is ``backend`` (or none)."""
-    names = [d for d in DATASETS if dataset_config(d)["detect"]["backend"] == backend]
+FLOW_ENVS = {"dis": "../envs/video.yaml", "raft": "../envs/torch.yaml"}
+
+
+def datasets_with_backend(backend, section="detect"):
+    """Wildcard constraint: the datasets whose ``section``.backend is ``backend`` (or none)."""
+    names = [d for d in DATASETS if dataset_config(d)[section]["backend"] == backend]
     return "|".join(names) if names else "(?!)"
 
 

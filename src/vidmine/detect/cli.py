@@ -1,5 +1,5 @@
-"""``vidmine`` subcommands of detection and tracking: gathers, TrackVerse index and subsets,
-report items. Registered by ``vidmine.cli``."""
+"""``vidmine`` subcommands of detection, tracking, crops and flow: gathers, TrackVerse index
+and subsets, report items. Registered by ``vidmine.cli``."""
 
 from __future__ import annotations
 
@@ -65,7 +65,41 @@ def cmd_report_tracks(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gather_crops(args: argparse.Namespace) -> int:
+    """The dataset's crop table: one row per person track with its crop and flow files."""
+    from vidmine.gather import concat_tables
+    from vidmine.io import write_parquet_atomic
+
+    crops = concat_tables(args.tables)
+    flow = concat_tables(args.flow) if args.flow else pd.DataFrame()
+    if len(crops) and len(flow):
+        flow = flow.rename(columns={"path": "flow_path"})
+        crops = crops.merge(flow, on=["clip_id", "track_id"], how="left")
+    write_parquet_atomic(crops, args.out)
+    print(f"{len(crops)} tracks -> {args.out}")
+    return 0
+
+
+def cmd_report_crops(args: argparse.Namespace) -> int:
+    from vidmine.detect.report import crop_flow_examples
+
+    crop_flow_examples(pd.read_parquet(args.crops), Path(args.dataset_dir), args.out)
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("gather-crops", help="gather per-shard crop and flow tables")
+    p.add_argument("--out", required=True)
+    p.add_argument("--flow", nargs="*", default=[], help="per-shard flow tables")
+    p.add_argument("tables", nargs="*")
+    p.set_defaults(func=cmd_gather_crops)
+
+    p = sub.add_parser("report-crops", help="crops with their flow as colour-wheel images")
+    p.add_argument("--dataset-dir", required=True)
+    p.add_argument("--crops", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_report_crops)
+
     p = sub.add_parser("gather-tracks", help="gather per-shard track summaries")
     p.add_argument("--out", required=True)
     p.add_argument("--trackverse", nargs="*", default=[], help="per-shard track -> fn tables")

@@ -73,3 +73,26 @@ def track_length_histogram(tracks: pd.DataFrame, out: str | Path) -> None:
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=80, format="png")
     plt.close(fig)
+
+
+def crop_flow_examples(crops: pd.DataFrame, root: Path, out: str | Path, count: int = 4) -> None:
+    """For a few tracks: previous crop, crop, mask and flow (colour wheel), side by side."""
+    from vidmine.crops import load_track_crops
+    from vidmine.flow import flow_to_color, load_flow
+
+    images = []
+    chosen = crops.dropna(subset=["path"]) if "path" in crops else crops.iloc[:0]
+    if "flow_path" in chosen:
+        chosen = chosen.dropna(subset=["flow_path"])
+    for row in chosen.sort_values("n_crops", ascending=False).head(count).itertuples():
+        track = load_track_crops(root / row.path)
+        flow, _ = load_flow(root / row.flow_path)
+        i = len(track) // 2
+        mask = np.zeros_like(track.crops[i])
+        if track.masks is not None:
+            mask[track.masks[i]] = 255
+        colour = flow_to_color(flow[i])[..., ::-1]  # RGB -> BGR like the crops
+        strip = np.concatenate([track.prev_crops[i], track.crops[i], mask, colour], axis=1)
+        label = f"{row.clip_id} t{int(row.track_id)} frame {int(track.frames[i])}"
+        images.append((strip, label + ": prev, crop, mask, flow"))
+    _tile(images, "Person crops and optical flow (released pixels)", out)

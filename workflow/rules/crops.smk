@@ -1,0 +1,87 @@
+# Crops and optical flow: square crops around tracked people from the released (blurred,
+# audited) clips, and flow between each crop and its previous-frame crop.
+
+
+rule crops:
+    input:
+        detect="results/{dataset}/status/detect/{shard}.parquet",
+        audit="results/{dataset}/status/audit/{shard}.parquet",
+    output:
+        crops="results/{dataset}/tables/crops/{shard}.parquet",
+        status="results/{dataset}/status/crops/{shard}.parquet",
+    log:
+        "results/{dataset}/logs/crops/{shard}.log",
+    group:
+        "shard_video"
+    conda:
+        "../envs/video.yaml"
+    params:
+        dataset_dir=dataset_dir,
+        settings=stage_settings("crops"),
+        retry=retry_flag,
+    shell:
+        "vidmine run-stage crops --dataset-dir {params.dataset_dir}"
+        " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
+
+
+# dis and farneback run on CPU in the shard's job; raft gets its env and a GPU (profiles/slurm).
+for _backend in ("dis", "farneback", "raft"):
+
+    rule:
+        name:
+            f"flow_{_backend}"
+        input:
+            crops="results/{dataset}/status/crops/{shard}.parquet",
+        output:
+            flow="results/{dataset}/tables/flow/{shard}.parquet",
+            status="results/{dataset}/status/flow/{shard}.parquet",
+        log:
+            "results/{dataset}/logs/flow/{shard}.log",
+        wildcard_constraints:
+            dataset=datasets_with_backend(_backend, "flow"),
+        group:
+            "shard_gpu" if _backend == "raft" else "shard_video"
+        conda:
+            FLOW_ENVS.get(_backend, "../envs/video.yaml")
+        params:
+            dataset_dir=dataset_dir,
+            settings=stage_settings("flow"),
+            retry=retry_flag,
+        shell:
+            "vidmine run-stage flow --dataset-dir {params.dataset_dir}"
+            " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
+
+
+rule crop_table:
+    input:
+        crops=per_shard("results/{dataset}/tables/crops/{shard}.parquet"),
+        flow=per_shard("results/{dataset}/tables/flow/{shard}.parquet"),
+    output:
+        "results/{dataset}/crops.parquet",
+    log:
+        "results/{dataset}/logs/crop_table.log",
+    conda:
+        "../envs/video.yaml"
+    shell:
+        "vidmine gather-crops --out {output} --flow {input.flow} -- {input.crops} > {log} 2>&1"
+
+
+rule report_crops:
+    input:
+        crops="results/{dataset}/crops.parquet",
+    output:
+        report(
+            "results/{dataset}/report/crops_flow.png",
+            caption="../report/crops_flow.rst",
+            category="{dataset}",
+            subcategory="Crops and flow",
+        ),
+    log:
+        "results/{dataset}/logs/report_crops.log",
+    conda:
+        "../envs/video.yaml"
+    params:
+        dataset_dir=dataset_dir,
+    shell:
+        "vidmine report-crops --dataset-dir {params.dataset_dir} --crops {input.crops}"
+        " --out {output} > {log} 2>&1"
