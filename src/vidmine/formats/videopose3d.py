@@ -1,0 +1,382 @@
+"""VideoPose3D's npz files (FORMATS.md 1.2-1.4): exports of person tracks, imports of Human3.6M.
+
+* ``data_2d_custom_<name>.npz`` (1.3): what ``run.py -d custom -k <name>`` trains or infers on.
+  vidmine writes one "video" per person track, so every track becomes a sequence the model
+  can lift (VideoPose3D itself keeps only the best-scoring person per frame of a video).
+* ``<video>.npz`` from ``infer_video_d2.py`` (1.2): per-frame Detectron-style detections, the
+  input of ``prepare_data_2d_custom.py``, for people who want to run that script themselves.
+* ``data_3d_h36m.npz`` / ``data_2d_h36m_<src>.npz`` (1.4): Human3.6M in VideoPose3D's layout,
+  read back as plain dicts. :func:`vidmine.lifter.data.load_h36m` builds training sequences
+  from the same files; these readers validate them and serve other consumers.
+
+All npz files store pickled Python objects. They are written with numpy-1-compatible pickles
+(see :mod:`vidmine.formats._pickles`) and read with a restricted unpickler instead of
+``allow_pickle=True``. The files load in VideoPose3D with ``np.load(..., allow_pickle=True)``.
+
+This module does not import :mod:`vidmine.lifter.data` at import time: that pulls in torch
+(through ``lifter.camera``), which the export environment does not have. Its interpolation
+helper is therefore re-stated here (same rule: VideoPose3D's per-coordinate ``np.interp``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vidmine.formats import FormatError
+from vidmine.formats._pickles import load_npz, npz_item, save_npz
+from vidmine.tracks import COCO_LEFT, COCO_RIGHT, N_KEYPOINTS, PERSON_CLASS_ID, keypoint_array
+
+CUSTOM_ACTION = "custom"  # the literal action name VideoPose3D's custom dataset uses (1.13)
+H36M_SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
+H36M_CAMERA_IDS = ("54138969", "55011271", "58860488", "60457274")  # positions_2d list order
+H36M_MOCAP_JOINTS = 32
+H36M_JOINTS = 17
+# The 17 of the 32 mocap joints VideoPose3D keeps (FORMATS.md 1.4); the same tuple as
+# vidmine.lifter.data.H36M_KEPT_32 (a test checks), restated because importing the lifter
+# package needs torch, which the export environment lacks.
+H36M_KEPT_32 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
+
+
+@dataclass
+class CustomEntry:
+    """One sequence of a custom 2D dataset: a person track, named like a video.
+
+    ``keypoints`` is (T, 17, 2) float32 pixels in COCO order, one row per frame from the
+    track's first to its last frame. ``first_frame`` (the clip frame of row 0) is kept in
+    memory for rendering alignment (``--viz-skip``) but is not part of the npz format.
+    """
+
+    name: str
+    width: int
+    height: int
+    keypoints: np.ndarray
+    first_frame: int = 0
+
+
+def track_key(clip_id: str, track_id: int) -> str:
+    """The sequence name of a track: ``{clip_id}-t{track_id:03d}``."""
+    return f"{clip_id}-t{int(track_id):03d}"
+
+
+def custom_2d_path(folder: str | os.PathLike, dataset_name: str) -> Path:
+    """Where ``run.py -k <dataset_name>`` looks: ``<folder>/data_2d_custom_<name>.npz``."""
+    return Path(folder) / f"data_2d_custom_{dataset_name}.npz"
+
+
+def _check_keypoints(path: Any, name: str, kp: Any) -> np.ndarray:
+    arr = np.asarray(kp, dtype=np.float32)
+    if arr.ndim != 3 or arr.shape[1:] != (N_KEYPOINTS, 2) or len(arr) == 0:
+        raise FormatError(f"{path}: {name}: keypoints shape {arr.shape}, expected (T>0, 17, 2)")
+    if not np.isfinite(arr).all():
+        raise FormatError(f"{path}: {name}: keypoints contain NaN/inf (interpolate first)")
+    return arr
+
+
+def write_custom_2d(
+    path: str | os.PathLike, dataset_name: str, entries: Sequence[CustomEntry]
+) -> Path:
+    """Write ``data_2d_custom_<dataset_name>.npz`` (FORMATS.md 1.3); return the file written.
+
+    ``path`` is VideoPose3D's ``data/`` folder, or the npz file itself, whose name must then be
+    ``data_2d_custom_<dataset_name>.npz`` because that is the only name ``run.py -k`` finds.
+    Keys: ``positions_2d`` = {name: {'custom': [kp (T, 17, 2) float32]}} (a one-camera list)
+    and ``metadata`` = COCO layout, symmetry lists and ``video_metadata`` {name: {w, h}}.
+    """
+    target = Path(path)
+    expected = f"data_2d_custom_{dataset_name}.npz"
+    if target.suffix == ".npz":
+        if target.name != expected:
+            raise FormatError(f"{target}: VideoPose3D (-k {dataset_name}) only reads {expected}")
+    else:
+        target = target / expected
+    if not entries:
+        raise FormatError(f"{target}: no sequences to write (VideoPose3D needs at least one)")
+    positions: dict[str, dict[str, list[np.ndarray]]] = {}
+    videos: dict[str, dict[str, int]] = {}
+    for entry in entries:
+        if entry.name in positions:
+            raise FormatError(f"{target}: sequence name {entry.name!r} appears twice")
+        if int(entry.width) <= 0 or int(entry.height) <= 0:
+            raise FormatError(f"{target}: {entry.name}: size {entry.width}x{entry.height}")
+        kp = _check_keypoints(target, entry.name, entry.keypoints)
+        positions[entry.name] = {CUSTOM_ACTION: [kp]}
+        videos[entry.name] = {"w": int(entry.width), "h": int(entry.height)}
+    metadata = {
+        "layout_name": "coco",
+        "num_joints": N_KEYPOINTS,
+        "keypoints_symmetry": [list(COCO_LEFT), list(COCO_RIGHT)],
+        "video_metadata": videos,
+    }
+    save_npz(target, {"positions_2d": positions, "metadata": metadata})
+    return target
+
+
+def read_custom_2d(path: str | os.PathLike) -> list[CustomEntry]:
+    """Read a custom 2D dataset back into entries (the first camera of each sequence)."""
+    arrays = load_npz(path)
+    positions = npz_item(path, arrays, "positions_2d")
+    metadata = npz_item(path, arrays, "metadata")
+    if not isinstance(positions, dict) or not isinstance(metadata, dict):
+        raise FormatError(f"{path}: positions_2d and metadata must be dicts")
+    if metadata.get("layout_name", "coco") != "coco" or metadata.get("num_joints") != 17:
+        raise FormatError(
+            f"{path}: layout {metadata.get('layout_name')!r} with "
+            f"{metadata.get('num_joints')} joints, expected coco with 17"
+        )
+    videos = metadata.get("video_metadata")
+    if not isinstance(videos, dict):
+        raise FormatError(f"{path}: metadata has no video_metadata dict")
+    out = []
+    for name, actions in positions.items():
+        if not isinstance(actions, dict) or CUSTOM_ACTION not in actions:
+            raise FormatError(f"{path}: {name}: no {CUSTOM_ACTION!r} action")
+        cams = actions[CUSTOM_ACTION]
+        if not isinstance(cams, list | tuple) or len(cams) == 0:
+            raise FormatError(f"{path}: {name}: {CUSTOM_ACTION!r} must be a list of cameras")
+        if name not in videos or not {"w", "h"} <= set(videos[name]):
+            raise FormatError(f"{path}: {name}: no w/h in metadata video_metadata")
+        kp = _check_keypoints(path, name, cams[0])
+        out.append(CustomEntry(name, int(videos[name]["w"]), int(videos[name]["h"]), kp))
+    return out
+
+
+def _interpolate_missing(kp: np.ndarray) -> np.ndarray:
+    """Fill NaN keypoints by linear interpolation over frames, clamped at the ends.
+
+    VideoPose3D's ``prepare_data_2d_custom`` rule (FORMATS.md 1.3 step 4), applied per joint
+    and coordinate so that a single missing joint is filled too; the same as
+    :func:`vidmine.lifter.data.fill_missing` for these inputs.
+    """
+    out = np.array(kp, dtype=np.float32, copy=True)
+    frames = np.arange(len(out))
+    for j in range(out.shape[1]):
+        for c in range(out.shape[2]):
+            col = out[:, j, c]
+            ok = np.isfinite(col)
+            if not ok.all() and ok.any():
+                col[~ok] = np.interp(frames[~ok], frames[ok], col[ok])
+    return out
+
+
+def _person_rows(tracks: pd.DataFrame) -> pd.DataFrame:
+    if not len(tracks):
+        return tracks
+    people = tracks[(tracks["class_id"] == PERSON_CLASS_ID) & tracks["keypoints"].notna()]
+    return people.sort_values(["track_id", "frame"], kind="stable")
+
+
+def tracks_to_custom_entries(
+    tracks: pd.DataFrame, clip_row: Mapping[str, Any] | pd.Series
+) -> list[CustomEntry]:
+    """The person tracks of one clip's track table as custom-2D entries.
+
+    Each track covers its first to last frame; interpolated rows are used like detected ones,
+    frames without a row (or with NaN keypoints) are filled the way VideoPose3D fills frames
+    without a detection. Keypoint scores and boxes are dropped, as VideoPose3D does. A track
+    whose keypoints are missing in every frame is skipped (VideoPose3D cannot use it).
+    """
+    clip_id = str(clip_row["clip_id"])
+    width, height = int(clip_row["width"]), int(clip_row["height"])
+    out = []
+    for track_id, rows in _person_rows(tracks).groupby("track_id", sort=True):
+        if rows["frame"].duplicated().any():
+            raise FormatError(f"{clip_id}: track {track_id} has two rows for one frame")
+        frames = rows["frame"].to_numpy(dtype=np.int64)
+        first = int(frames.min())
+        kp = np.full((int(frames.max()) - first + 1, N_KEYPOINTS, 2), np.nan, dtype=np.float32)
+        kp[frames - first] = keypoint_array(rows)[:, :, :2]
+        if not np.isfinite(kp).any(axis=(0, 2)).all():
+            continue  # some joint never seen: nothing to interpolate from
+        kp = _interpolate_missing(kp)
+        out.append(CustomEntry(track_key(clip_id, int(track_id)), width, height, kp, first))
+    return out
+
+
+# --- Detectron per-clip npz (1.2) -----------------------------------------------------------
+
+
+def tracks_to_detectron(
+    tracks: pd.DataFrame, n_frames: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per-frame detections of a clip's track table, as :func:`write_detectron_clip` takes them.
+
+    Only detected person rows with keypoints are used (interpolated rows are not detections):
+    boxes[t] is (N, 5) x1, y1, x2, y2, score and keypoints[t] is (N, 17, 3) x, y, score.
+    """
+    boxes = [np.zeros((0, 5), np.float32) for _ in range(n_frames)]
+    kps = [np.zeros((0, N_KEYPOINTS, 3), np.float32) for _ in range(n_frames)]
+    people = _person_rows(tracks)
+    if len(people):
+        people = people[~people["interpolated"].astype(bool)]
+    for frame, rows in people.groupby("frame", sort=True):
+        if not 0 <= int(frame) < n_frames:
+            raise FormatError(f"track table: frame {frame} outside the clip's {n_frames} frames")
+        box = rows[["x1", "y1", "x2", "y2", "score"]].to_numpy(dtype=np.float32)
+        boxes[int(frame)] = box
+        kps[int(frame)] = keypoint_array(rows)
+    return boxes, kps
+
+
+def write_detectron_clip(
+    path: str | os.PathLike,
+    boxes: Sequence[np.ndarray | None],
+    keypoints: Sequence[np.ndarray | None],
+    width: int,
+    height: int,
+) -> None:
+    """Write ``infer_video_d2.py``'s output for one clip (FORMATS.md 1.2), e.g. ``clip.mp4.npz``.
+
+    ``boxes[t]``: (N, 5) x1, y1, x2, y2, score; ``keypoints[t]``: (N, 17, 3) x, y, score (or
+    None / empty for no detection). Stored as Detectron1's ``[[], B]`` class lists in explicit
+    ``(T, 2)`` object arrays (numpy >= 1.24 refuses the ragged lists the original saved),
+    keypoints as (N, 4, 17) rows x, y, logit (zeros, as Detectron2 gives none), prob.
+    """
+    target = Path(path)
+    if target.suffix != ".npz":
+        raise FormatError(f"{target}: prepare_data_2d_custom.py only reads *.npz files")
+    if len(boxes) != len(keypoints) or len(boxes) == 0:
+        raise FormatError(f"{target}: {len(boxes)} box frames vs {len(keypoints)} keypoint frames")
+    n = len(boxes)
+    box_arr = np.empty((n, 2), dtype=object)
+    kp_arr = np.empty((n, 2), dtype=object)
+    segments = np.empty((n,), dtype=object)  # always None in the Detectron2 script
+    for t in range(n):
+        b = np.zeros((0, 5), np.float32) if boxes[t] is None else np.asarray(boxes[t], np.float32)
+        k = (
+            np.zeros((0, N_KEYPOINTS, 3), np.float32)
+            if keypoints[t] is None
+            else np.asarray(keypoints[t], np.float32)
+        )
+        if b.ndim != 2 or b.shape[1] != 5:
+            raise FormatError(f"{target}: frame {t}: boxes shape {b.shape}, expected (N, 5)")
+        if k.ndim != 3 or k.shape[1:] != (N_KEYPOINTS, 3) or len(k) != len(b):
+            raise FormatError(
+                f"{target}: frame {t}: keypoints shape {k.shape}, expected ({len(b)}, 17, 3)"
+            )
+        box_arr[t, 0] = []
+        kp_arr[t, 0] = []
+        if len(b) == 0:
+            box_arr[t, 1] = []
+            kp_arr[t, 1] = []
+        else:
+            rows = np.stack([k[:, :, 0], k[:, :, 1], np.zeros_like(k[:, :, 0]), k[:, :, 2]], 1)
+            box_arr[t, 1] = b
+            kp_arr[t, 1] = rows.astype(np.float32)  # (N, 4, 17)
+    metadata = {"w": int(width), "h": int(height)}
+    save_npz(
+        target, {"boxes": box_arr, "keypoints": kp_arr, "segments": segments, "metadata": metadata}
+    )
+
+
+def read_detectron_clip(
+    path: str | os.PathLike,
+) -> tuple[list[np.ndarray], list[np.ndarray], dict[str, int]]:
+    """Read a Detectron-style npz: boxes (N, 5), keypoints (N, 17, 3) x, y, prob per frame."""
+    arrays = load_npz(path)
+    for key in ("boxes", "keypoints", "metadata"):
+        if key not in arrays:
+            raise FormatError(f"{path}: missing key {key!r} (has {sorted(arrays)})")
+    metadata = npz_item(path, arrays, "metadata")
+    if not isinstance(metadata, dict) or not {"w", "h"} <= set(metadata):
+        raise FormatError(f"{path}: metadata must be a dict with w and h")
+    bb, kp = arrays["boxes"], arrays["keypoints"]
+    if len(bb) != len(kp):
+        raise FormatError(f"{path}: {len(bb)} box frames vs {len(kp)} keypoint frames")
+    boxes, keypoints = [], []
+    for t in range(len(bb)):
+        b, k = bb[t][1], kp[t][1]
+        if len(b) == 0 or len(k) == 0:
+            boxes.append(np.zeros((0, 5), np.float32))
+            keypoints.append(np.zeros((0, N_KEYPOINTS, 3), np.float32))
+            continue
+        b, k = np.asarray(b, np.float32), np.asarray(k, np.float32)
+        if b.ndim != 2 or b.shape[1] != 5 or k.shape != (len(b), 4, N_KEYPOINTS):
+            raise FormatError(f"{path}: frame {t}: boxes {b.shape} / keypoints {k.shape}")
+        boxes.append(b)
+        keypoints.append(np.stack([k[:, 0], k[:, 1], k[:, 3]], axis=-1))
+    return boxes, keypoints, {"w": int(metadata["w"]), "h": int(metadata["h"])}
+
+
+# --- Human3.6M (1.4) ------------------------------------------------------------------------
+
+
+def read_h36m_3d(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
+    """``data_3d_h36m.npz`` -> subject -> action -> (T, 32, 3) float32 world metres.
+
+    (T, 17, 3) arrays (already reduced to VideoPose3D's joints) are accepted too; use
+    :func:`h36m_reduce_to_17` to go from 32 to 17 joints.
+    """
+    arrays = load_npz(path)
+    positions = npz_item(path, arrays, "positions_3d")
+    if not isinstance(positions, dict):
+        raise FormatError(f"{path}: positions_3d must be a dict subject -> action -> array")
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for subject, actions in positions.items():
+        if not isinstance(actions, dict):
+            raise FormatError(f"{path}: {subject}: expected a dict of actions")
+        out[str(subject)] = {}
+        for action, pos in actions.items():
+            arr = np.asarray(pos, dtype=np.float32)
+            if arr.ndim != 3 or arr.shape[1:] not in ((H36M_MOCAP_JOINTS, 3), (H36M_JOINTS, 3)):
+                raise FormatError(
+                    f"{path}: {subject}/{action}: shape {arr.shape}, expected (T, 32, 3)"
+                )
+            out[str(subject)][str(action)] = arr
+    return out
+
+
+def read_h36m_2d(
+    path: str | os.PathLike,
+) -> tuple[dict[str, dict[str, list[np.ndarray | None]]], dict[str, Any]]:
+    """``data_2d_h36m_<src>.npz`` -> (subject -> action -> 4 cameras' (T, J, 2) px, metadata).
+
+    Cameras are in the order of :data:`H36M_CAMERA_IDS`; a missing camera is None. J is
+    ``metadata['num_joints']``. The gt file's metadata has no ``layout_name`` (FORMATS 1.14).
+    """
+    arrays = load_npz(path)
+    positions = npz_item(path, arrays, "positions_2d")
+    metadata = npz_item(path, arrays, "metadata")
+    if not isinstance(positions, dict) or not isinstance(metadata, dict):
+        raise FormatError(f"{path}: positions_2d and metadata must be dicts")
+    if "num_joints" not in metadata or "keypoints_symmetry" not in metadata:
+        raise FormatError(f"{path}: metadata lacks num_joints / keypoints_symmetry")
+    joints = int(metadata["num_joints"])
+    out: dict[str, dict[str, list[np.ndarray | None]]] = {}
+    for subject, actions in positions.items():
+        if not isinstance(actions, dict):
+            raise FormatError(f"{path}: {subject}: expected a dict of actions")
+        out[str(subject)] = {}
+        for action, cams in actions.items():
+            if not isinstance(cams, list | tuple) or len(cams) != len(H36M_CAMERA_IDS):
+                raise FormatError(f"{path}: {subject}/{action}: expected a list of 4 cameras")
+            views: list[np.ndarray | None] = []
+            for cam, kp in enumerate(cams):
+                if kp is None:
+                    views.append(None)
+                    continue
+                arr = np.asarray(kp, dtype=np.float32)
+                if arr.ndim != 3 or arr.shape[1] != joints or arr.shape[2] < 2:
+                    raise FormatError(
+                        f"{path}: {subject}/{action} camera {cam}: shape {arr.shape}, "
+                        f"expected (T, {joints}, 2)"
+                    )
+                views.append(arr)
+            out[str(subject)][str(action)] = views
+    return out, metadata
+
+
+def h36m_reduce_to_17(positions: np.ndarray) -> np.ndarray:
+    """(T, 32, 3) mocap joints -> VideoPose3D's 17 (FORMATS.md 1.4); 17-joint input unchanged."""
+    arr = np.asarray(positions)
+    if arr.shape[1] == H36M_JOINTS:
+        return arr
+    if arr.shape[1] != H36M_MOCAP_JOINTS:
+        raise FormatError(f"h36m positions: {arr.shape[1]} joints, expected 32 or 17")
+    return arr[:, list(H36M_KEPT_32)]

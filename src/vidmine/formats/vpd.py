@@ -1,0 +1,307 @@
+"""VPD (Video Pose Distillation) pose folders and crop file names (FORMATS.md 2.2-2.3).
+
+A pose folder ``pose/<video>/`` holds what VPD's ``extract_square_crops.py`` and the apply
+scripts read:
+
+* ``boxes.json``: ``[[frame, [x, y, w, h]], ...]``, the tracked athlete's box per frame.
+* ``coco_keypoints.json.gz``: ``[[frame, [[score, [x, y, w, h], [[x, y, conf] x 17]], ...]], ...]``.
+* ``mask.json.gz``: ``[[frame, [[score, [x, y, w, h], png_b64], ...]], ...]``, each mask a
+  base64 (``encodebytes``, newline-wrapped) 1-bit PNG of the (h, w) box; VPD decodes it to a
+  bool array and uses it as a boolean index, so it must be mode '1' (an 'L' PNG would be
+  misread as integer indices).
+
+Frames are 0-based decode indices; frames may be missing. Pixel coordinates are those of the
+source video. The gzip files are ASCII JSON (VPD opens them with ``encoding='ascii'``).
+``meta.json`` is listed in VPD's README but read by no code and has no known schema, so it
+is not written.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import io
+import json
+import math
+import os
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from vidmine.formats import FormatError
+from vidmine.formats._pickles import one_line
+from vidmine.io import atomic_path
+from vidmine.tracks import N_KEYPOINTS, PERSON_CLASS_ID, keypoint_array
+
+BOXES_FILE = "boxes.json"
+KEYPOINTS_FILE = "coco_keypoints.json.gz"
+MASKS_FILE = "mask.json.gz"
+MASK_MIN_SCORE = 0.8  # extract_square_crops.py only crops masks scoring above this
+
+
+class VpdPose(NamedTuple):
+    """One candidate pose of a frame: score, box (x, y, w, h) and (17, 3) x, y, conf."""
+
+    score: float
+    box: tuple[float, float, float, float]
+    keypoints: np.ndarray
+
+
+class VpdMask(NamedTuple):
+    """One mask of a frame: score, integer box (x, y, w, h), bool (h, w) mask of that box."""
+
+    score: float
+    box: tuple[int, int, int, int]
+    mask: np.ndarray
+
+
+def crop_file_names(frame: int, num_prev: int = 1, flow_name: str = "flow") -> dict[str, str]:
+    """File names of one frame in a VPD crop folder ``crops/<video>/`` (FORMATS.md 2.3).
+
+    ``rgb`` ``<frame>.png``; ``prev`` ``<frame>.prev.png`` then ``prev2``, ``prev3``, ... for
+    ``--num_prev_frames``; ``mask`` ``<frame>.mask.png`` (only written for frames with a mask
+    scoring above 0.8); ``flow`` ``<frame>.<flow_name>.png`` (RAFT's ``--out_name``; the
+    README calls it ``flow``). The frame number is not zero-padded: the flow script matches
+    ``^\\d+.png$``.
+    """
+    if int(frame) < 0 or num_prev < 1:
+        raise FormatError(f"crop names: frame {frame} / num_prev {num_prev} out of range")
+    frame = int(frame)
+    names = {"rgb": f"{frame}.png", "prev": f"{frame}.prev.png"}
+    for k in range(2, num_prev + 1):
+        names[f"prev{k}"] = f"{frame}.prev{k}.png"
+    names["mask"] = f"{frame}.mask.png"
+    names["flow"] = f"{frame}.{flow_name}.png"
+    return names
+
+
+def _num(value: Any, digits: int) -> float:
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"non-finite value {v}")
+    return round(v, digits)
+
+
+def _box_json(path: Any, frame: int, box: Sequence[float]) -> list[float]:
+    vals = list(box)
+    if len(vals) != 4:
+        raise FormatError(f"{path}: frame {frame}: box {vals} is not [x, y, w, h]")
+    try:
+        return [_num(v, 3) for v in vals]
+    except (TypeError, ValueError) as err:
+        raise FormatError(f"{path}: frame {frame}: box {vals}: {one_line(err)}") from None
+
+
+def encode_mask_png(mask: np.ndarray) -> bytes:
+    """A bool (h, w) mask as 1-bit PNG bytes (PIL mode '1')."""
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(mask, dtype=bool)).convert("1").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def decode_mask_png(data: bytes, source: Any = "<mask>") -> np.ndarray:
+    """1-bit PNG bytes -> bool (h, w), as VPD decodes them; other modes are refused."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except (OSError, ValueError, SyntaxError) as err:
+        raise FormatError(f"{source}: mask is not a readable PNG ({one_line(err)})") from None
+    if img.mode != "1":
+        raise FormatError(f"{source}: mask PNG has mode {img.mode!r}, VPD needs 1-bit ('1')")
+    return np.array(img, dtype=bool)
+
+
+def _dump_gz(path: Path, data: Any) -> None:
+    with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="ascii") as fh:
+        json.dump(data, fh)
+
+
+def write_vpd_pose(
+    video_dir: str | os.PathLike,
+    boxes: Mapping[int, Sequence[float]],
+    keypoints: Mapping[int, Sequence[VpdPose]],
+    masks: Mapping[int, Sequence[VpdMask]] | None = None,
+) -> None:
+    """Write ``boxes.json``, ``coco_keypoints.json.gz`` and ``mask.json.gz`` of one video.
+
+    ``boxes``: frame -> (x, y, w, h) pixels; ``keypoints``: frame -> candidate poses;
+    ``masks``: frame -> masks (``mask.json.gz`` is always written, possibly empty, because
+    ``extract_square_crops.py`` requires it). Frames are written in increasing order; frames
+    without entries are left out. NaN keypoints are written as x = y = conf = 0.
+    """
+    folder = Path(video_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    box_rows = [[int(f), _box_json(folder / BOXES_FILE, f, b)] for f, b in sorted(boxes.items())]
+    kp_rows = []
+    for frame, poses in sorted(keypoints.items()):
+        entries = []
+        for pose in poses:
+            kp = np.asarray(pose.keypoints, dtype=np.float64)
+            if kp.shape != (N_KEYPOINTS, 3):
+                raise FormatError(
+                    f"{folder / KEYPOINTS_FILE}: frame {frame}: keypoints {kp.shape}, "
+                    "expected (17, 3)"
+                )
+            bad = ~np.isfinite(kp).all(axis=1)
+            kp[bad] = 0.0
+            pts = [[round(float(x), 3), round(float(y), 3), round(float(c), 5)] for x, y, c in kp]
+            box = _box_json(folder / KEYPOINTS_FILE, frame, pose.box)
+            entries.append([_num(pose.score, 5), box, pts])
+        if entries:
+            kp_rows.append([int(frame), entries])
+    mask_rows = []
+    for frame, items in sorted((masks or {}).items()):
+        entries = []
+        for item in items:
+            m = np.asarray(item.mask, dtype=bool)
+            box = [int(v) for v in item.box]
+            if len(box) != 4 or m.shape != (box[3], box[2]):
+                raise FormatError(
+                    f"{folder / MASKS_FILE}: frame {frame}: mask {m.shape} does not match "
+                    f"box {box} (needs (h, w))"
+                )
+            b64 = base64.encodebytes(encode_mask_png(m)).decode("ascii")
+            entries.append([_num(item.score, 5), box, b64])
+        if entries:
+            mask_rows.append([int(frame), entries])
+    with atomic_path(folder / BOXES_FILE) as tmp:
+        tmp.write_text(json.dumps(box_rows))
+    _dump_gz(folder / KEYPOINTS_FILE, kp_rows)
+    _dump_gz(folder / MASKS_FILE, mask_rows)
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        if path.name.endswith(".gz"):
+            with gzip.open(path, "rt", encoding="ascii") as fh:
+                data = json.load(fh)
+        else:
+            data = json.loads(path.read_text(encoding="ascii"))
+    except (OSError, EOFError, ValueError, zlib.error) as err:
+        raise FormatError(f"{path}: not readable JSON ({one_line(err)})") from None
+    if not isinstance(data, list):
+        raise FormatError(f"{path}: top level is {type(data).__name__}, expected a list")
+    return data
+
+
+def _frame_entry(path: Path, i: int, row: Any) -> tuple[int, Any]:
+    if not isinstance(row, list) or len(row) != 2 or not isinstance(row[0], int):
+        raise FormatError(f"{path}: entry {i} is not [frame, value]")
+    return row[0], row[1]
+
+
+def _box_tuple(path: Path, frame: int, box: Any) -> tuple[float, float, float, float]:
+    if not isinstance(box, list) or len(box) != 4:
+        raise FormatError(f"{path}: frame {frame}: box {box!r} is not [x, y, w, h]")
+    return tuple(float(v) for v in box)  # type: ignore[return-value]
+
+
+def _resolve(path: str | os.PathLike, name: str) -> Path:
+    p = Path(path)
+    return p / name if p.is_dir() else p
+
+
+def read_vpd_boxes(path: str | os.PathLike) -> dict[int, tuple[float, float, float, float]]:
+    """``boxes.json`` (or its folder) -> frame -> (x, y, w, h)."""
+    file = _resolve(path, BOXES_FILE)
+    out = {}
+    for i, row in enumerate(_load_json(file)):
+        frame, box = _frame_entry(file, i, row)
+        out[frame] = _box_tuple(file, frame, box)
+    return out
+
+
+def read_vpd_keypoints(path: str | os.PathLike) -> dict[int, list[VpdPose]]:
+    """``coco_keypoints.json.gz`` (or its folder, or a flat ``<video>.json.gz``) -> poses."""
+    file = _resolve(path, KEYPOINTS_FILE)
+    out: dict[int, list[VpdPose]] = {}
+    for i, row in enumerate(_load_json(file)):
+        frame, poses = _frame_entry(file, i, row)
+        out[frame] = []
+        for pose in poses if isinstance(poses, list) else [None]:
+            if not isinstance(pose, list) or len(pose) != 3:
+                raise FormatError(f"{file}: frame {frame}: pose is not [score, box, keypoints]")
+            kp = np.asarray(pose[2], dtype=np.float32)
+            if kp.shape != (N_KEYPOINTS, 3):
+                raise FormatError(f"{file}: frame {frame}: keypoints {kp.shape}, expected (17, 3)")
+            out[frame].append(VpdPose(float(pose[0]), _box_tuple(file, frame, pose[1]), kp))
+    return out
+
+
+def read_vpd_masks(path: str | os.PathLike) -> dict[int, list[VpdMask]]:
+    """``mask.json.gz`` (or its folder) -> frame -> masks decoded to bool (h, w) arrays."""
+    file = _resolve(path, MASKS_FILE)
+    out: dict[int, list[VpdMask]] = {}
+    for i, row in enumerate(_load_json(file)):
+        frame, items = _frame_entry(file, i, row)
+        out[frame] = []
+        for item in items if isinstance(items, list) else [None]:
+            if not isinstance(item, list) or len(item) != 3 or not isinstance(item[2], str):
+                raise FormatError(f"{file}: frame {frame}: mask is not [score, box, png_b64]")
+            try:
+                png = base64.decodebytes(item[2].encode("ascii"))
+            except (binascii.Error, UnicodeEncodeError) as err:
+                raise FormatError(f"{file}: frame {frame}: bad base64 ({one_line(err)})") from None
+            mask = decode_mask_png(png, f"{file}: frame {frame}")
+            box = tuple(int(v) for v in _box_tuple(file, frame, item[1]))
+            if mask.shape != (box[3], box[2]):
+                raise FormatError(f"{file}: frame {frame}: mask {mask.shape} vs box {list(box)}")
+            out[frame].append(VpdMask(float(item[0]), box, mask))  # type: ignore[arg-type]
+    return out
+
+
+def read_vpd_pose(
+    video_dir: str | os.PathLike,
+) -> tuple[
+    dict[int, tuple[float, float, float, float]], dict[int, list[VpdPose]], dict[int, list[VpdMask]]
+]:
+    """All three files of a pose folder: (boxes, keypoints, masks)."""
+    folder = Path(video_dir)
+    return (
+        read_vpd_boxes(folder / BOXES_FILE),
+        read_vpd_keypoints(folder / KEYPOINTS_FILE),
+        read_vpd_masks(folder / MASKS_FILE),
+    )
+
+
+def tracks_to_vpd(
+    tracks: pd.DataFrame, track_id: int
+) -> tuple[
+    dict[int, tuple[float, float, float, float]], dict[int, list[VpdPose]], dict[int, list[VpdMask]]
+]:
+    """One person track of a clip's track table as VPD's (boxes, keypoints, masks).
+
+    VPD follows one athlete per video, so only that track is written: a frame's candidate
+    list holds its pose alone (other people would compete for the best mask/pose). Poses of
+    interpolated rows are kept with the row's score (0); masks come from ``mask_png``, whose
+    box is the integer box ``[floor(x1), floor(y1), ceil(x2), ceil(y2))`` of the track table.
+    """
+    rows = tracks[(tracks["track_id"] == track_id) & (tracks["class_id"] == PERSON_CLASS_ID)]
+    if not len(rows):
+        raise FormatError(f"track table: no person track {track_id}")
+    rows = rows.sort_values("frame", kind="stable")
+    kps = keypoint_array(rows)
+    boxes, poses, masks = {}, {}, {}
+    for i, row in enumerate(rows.itertuples(index=False)):
+        frame = int(row.frame)
+        x1, y1, x2, y2 = float(row.x1), float(row.y1), float(row.x2), float(row.y2)
+        box = (x1, y1, x2 - x1, y2 - y1)
+        boxes[frame] = box
+        if row.keypoints is not None:
+            poses[frame] = [VpdPose(float(row.score), box, kps[i])]
+        if row.mask_png is not None:
+            mask = decode_mask_png(bytes(row.mask_png), f"{row.clip_id} frame {frame}")
+            ix, iy = math.floor(x1), math.floor(y1)
+            w, h = math.ceil(x2) - ix, math.ceil(y2) - iy
+            if mask.shape != (h, w):
+                raise FormatError(
+                    f"{row.clip_id} frame {frame}: mask {mask.shape} vs integer box {(h, w)}"
+                )
+            masks[frame] = [VpdMask(float(row.score), (ix, iy, w, h), mask)]
+    return boxes, poses, masks
