@@ -132,8 +132,8 @@ def test_demo_crops_every_person_track_with_mask_and_flow(demo_run):
     tracks = pd.read_parquet(root / "tracks.parquet")
     crops = pd.read_parquet(root / "crops.parquet")
     people = tracks[tracks.class_name == "person"]
-    assert sorted(zip(crops.clip_id, crops.track_id)) == sorted(
-        zip(people.clip_id, people.track_id)
+    assert sorted(zip(crops.clip_id, crops.track_id, strict=True)) == sorted(
+        zip(people.clip_id, people.track_id, strict=True)
     )
     for row in crops.itertuples():
         assert row.path.startswith("crops/") and row.has_mask
@@ -144,6 +144,44 @@ def test_demo_crops_every_person_track_with_mask_and_flow(demo_run):
 
 
 @pytest.mark.slow
+def test_demo_exports_load_with_the_format_readers(demo_run):
+    from vidmine.formats.hmmr import read_hmmr_tfrecord
+    from vidmine.formats.videopose3d import read_custom_2d, read_detectron_clip
+    from vidmine.formats.vpd import read_vpd_pose
+
+    export = demo_run / "results" / "demo" / "export"
+    entries = read_custom_2d(export / "data_2d_custom_demo.npz")
+    assert sorted(e.name for e in entries) == [
+        "bikes-c002-t001",
+        "carphone-c000-t001",
+        "carphone-c001-t001",
+    ]
+    assert all(e.keypoints.shape[1:] == (17, 2) for e in entries)
+    assert len(list((export / "detectron").glob("*.npz"))) == 3
+    read_detectron_clip(next((export / "detectron").glob("*.npz")))
+    records = [
+        r for f in (export / "hmmr" / "train").glob("*.tfrecord") for r in read_hmmr_tfrecord(f)
+    ]
+    assert len(records) == 3
+    assert len(list((export / "vpd" / "pose").iterdir())) == 3
+    read_vpd_pose(next((export / "vpd" / "pose").iterdir()))
+    assert (export / "trackverse" / "tracks_subsets" / "COCO-CB2.jsonl.gzip").exists()
+    index = pd.read_parquet(export / "index.parquet")
+    assert len(index) == 3 and index.config_hash.nunique() == 1
+
+
+@pytest.mark.slow
+def test_each_export_builds_on_its_own(demo_run):
+    import shutil
+
+    export = demo_run / "results" / "demo" / "export"
+    shutil.rmtree(export)
+    snakemake(demo_run, "results/demo/export/vpd")
+    assert [p.name for p in export.iterdir()] == ["vpd"]
+    snakemake(demo_run, "all")  # and the rest comes back
+
+
+@pytest.mark.slow
 def test_demo_trains_and_evaluates_the_lifter(demo_run):
     import json
 
@@ -151,6 +189,17 @@ def test_demo_trains_and_evaluates_the_lifter(demo_run):
     metrics = json.loads((lifter / "metrics.json").read_text())
     assert metrics["overall"]["mpjpe"] < 150  # untrained: about 400 mm
     assert (lifter / "metrics.png").stat().st_size > 0 and (lifter / "model.pt").exists()
+    lifted = sorted((lifter / "lifted").glob("*.npz"))
+    assert [p.stem for p in lifted] == [
+        "bikes-c002-t001",
+        "carphone-c000-t001",
+        "carphone-c001-t001",
+    ]
+    import numpy as np
+
+    with np.load(lifted[0]) as data:
+        assert data["poses_3d"].shape == (33, 17, 3) and np.isfinite(data["poses_3d"]).all()
+    assert (demo_run / "results" / "demo" / "report" / "lifted_track.gif").stat().st_size > 0
 
 
 @pytest.mark.slow

@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_optional(sub: argparse._SubParsersAction) -> None:
     """Subcommands of stages that live in their own subpackages."""
-    for module in ("vidmine.detect.cli", "vidmine.lifter.cli"):
+    for module in ("vidmine.detect.cli", "vidmine.formats.cli", "vidmine.lifter.cli"):
         try:
             if importlib.util.find_spec(module) is None:
                 continue

@@ -44,6 +44,7 @@ DATASETS = sorted(config["datasets"])
 wildcard_constraints:
     dataset="|".join(DATASETS),
     shard=r"s\d{5}",
+    domain=r"[A-Za-z0-9_]+",
 
 
 def dataset_config(dataset):
@@ -114,19 +115,68 @@ def report_items(dataset):
     )
 
 
+# --- exports (rules in export.smk) ---
+EXPORT_FOLDERS = ("detectron", "hmmr", "vpd", "trackverse")
+
+
+def export_files(dataset):
+    """Every export of a dataset, each a single target."""
+    folders = expand(
+        "results/{dataset}/export/{kind}", dataset=dataset, kind=EXPORT_FOLDERS
+    )
+    return [
+        f"results/{dataset}/export/data_2d_custom_{dataset}.npz",
+        f"results/{dataset}/export/index.parquet",
+        *folders,
+    ]
+
+
+def export_inputs(wildcards):
+    """Input function: the dataset files an export folder is built from."""
+    root = f"results/{wildcards.dataset}"
+    inputs = {
+        "tracks": f"{root}/tracks.parquet",
+        "released": f"{root}/released_clips.parquet",
+    }
+    if wildcards.kind in ("hmmr", "vpd"):
+        inputs["crops"] = f"{root}/crops.parquet"
+        inputs["manifest"] = f"{root}/manifest.parquet"
+    if wildcards.kind == "trackverse":
+        inputs["subsets"] = trackverse_files(wildcards.dataset)
+    return inputs
+
+
+def export_extra_args(wildcards):
+    if wildcards.kind == "trackverse":
+        domain = dataset_config(wildcards.dataset)["trackverse"]["domain"]
+        return f"--domain {domain}"
+    return ""
+
+
+def config_hash(wildcards):
+    """Params function: hash of the dataset's whole (validated) config, for provenance."""
+    from vidmine.config import settings_hash
+
+    return settings_hash(dataset_config(wildcards.dataset))
+
+
 def dataset_files(dataset):
     """The dataset files users ask for (single Snakemake targets)."""
-    return expand(
-        "results/{dataset}/{name}",
-        dataset=dataset,
-        name=[
-            "released_clips.parquet",
-            "clips.parquet",
-            "download_report.parquet",
-            "tracks.parquet",
-            "crops.parquet",
-        ],
-    ) + trackverse_files(dataset)
+    return (
+        expand(
+            "results/{dataset}/{name}",
+            dataset=dataset,
+            name=[
+                "released_clips.parquet",
+                "clips.parquet",
+                "download_report.parquet",
+                "tracks.parquet",
+                "crops.parquet",
+            ],
+        )
+        + trackverse_files(dataset)
+        + export_files(dataset)
+    )
 
 
 # --- detection, tracking and TrackVerse (rules in detect.smk) ---
@@ -204,8 +254,8 @@ def lifter_targets(dataset):
     return expand(
         "results/{dataset}/lifter/{name}",
         dataset=dataset,
-        name=["model.pt", "metrics.json", "metrics.png"],
-    )
+        name=["model.pt", "metrics.json", "metrics.png", "lifted"],
+    ) + [f"results/{dataset}/report/lifted_track.gif"]
 
 
 def all_targets():

@@ -4,7 +4,7 @@
 # after a kill or preemption, `--rerun-incomplete` reruns the job and it resumes from there.
 # GPUs: the rule asks for none, so local runs never wait for one; profiles/slurm's
 # set-resources gives train_lifter `gpu: 1` and the trainer then uses CUDA by itself.
-# Lifting wild tracks (`vidmine lifter lift`) gets its rule once the 2D track exports exist.
+# lift_tracks lifts every exported 2D person track (VideoPose3D custom npz) to 3D.
 
 
 rule train_lifter:
@@ -59,3 +59,33 @@ rule evaluate_lifter:
     shell:
         "vidmine lifter evaluate --model {input.model} --settings {params.settings}"
         " --out-json {output.metrics} --out-plot {output.plot} > {log} 2>&1"
+
+
+rule lift_tracks:
+    input:
+        model="results/{dataset}/lifter/model.pt",
+        tracks="results/{dataset}/export/data_2d_custom_{dataset}.npz",
+    output:
+        lifted=directory("results/{dataset}/lifter/lifted"),
+        gif=report(
+            "results/{dataset}/report/lifted_track.gif",
+            caption="../report/lifted.rst",
+            category="{dataset}",
+            subcategory="Lifter",
+            labels={"item": "a lifted track"},
+        ),
+    log:
+        "results/{dataset}/logs/lifter/lift.log",
+    conda:
+        "../envs/lifter.yaml"
+    threads: 1
+    resources:
+        mem_mb=lifter_resource("mem_mb", 8000),
+        runtime=120,
+        gpu=0,
+    params:
+        render=lambda wildcards: lifter_settings(wildcards.dataset).get("render", 3),
+    shell:
+        "vidmine lifter lift --model {input.model} --input {input.tracks}"
+        " --out-dir {output.lifted} --render {params.render} --report-gif {output.gif}"
+        " > {log} 2>&1"

@@ -139,6 +139,10 @@ def _cmd_lift(args: argparse.Namespace) -> int:
         input_layout=args.model_layout,
         device=str(select_device(args.device)),
     )
+    if args.report_gif:
+        from vidmine.lifter.render import copy_or_placeholder_gif
+
+        copy_or_placeholder_gif([p for p in written if p.suffix == ".gif"], Path(args.report_gif))
     print("\n".join(map(str, written)))
     return 0
 
@@ -180,6 +184,7 @@ def _add_commands(sub) -> None:
     p.add_argument("--fps", type=float, default=25.0)
     p.add_argument("--model-layout", help="2D input layout of an original checkpoint (coco|h36m)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--report-gif", help="also copy the first rendered GIF here (report item)")
     p.set_defaults(func=_cmd_lift)
 
 
