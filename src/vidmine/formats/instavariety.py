@@ -32,6 +32,7 @@ import pandas as pd
 
 from vidmine.formats import FormatError
 from vidmine.formats._pickles import one_line
+from vidmine.formats.hmmr import COCO_TO_HMMR_NAMES
 from vidmine.tracks import COCO_KEYPOINTS, PERSON, PERSON_CLASS_ID, TRACK_COLUMNS
 
 # The 24 names HMMR reads from each JSON ("Head" is never read, so never expected).
@@ -61,25 +62,8 @@ BODY25_NAMES: tuple[str, ...] = (
     "L Ankle",
     "R Ankle",
 )
-COCO_FROM_BODY25: dict[str, str] = {
-    "nose": "Nose",
-    "left_eye": "L Eye",
-    "right_eye": "R Eye",
-    "left_ear": "L Ear",
-    "right_ear": "R Ear",
-    "left_shoulder": "L Shoulder",
-    "right_shoulder": "R Shoulder",
-    "left_elbow": "L Elbow",
-    "right_elbow": "R Elbow",
-    "left_wrist": "L Wrist",
-    "right_wrist": "R Wrist",
-    "left_hip": "L Hip",
-    "right_hip": "R Hip",
-    "left_knee": "L Knee",
-    "right_knee": "R Knee",
-    "left_ankle": "L Ankle",
-    "right_ankle": "R Ankle",
-}
+# InstaVariety's JSON uses HMMR's 25 joint names, so the COCO -> name mapping is HMMR's.
+COCO_FROM_BODY25: dict[str, str] = COCO_TO_HMMR_NAMES
 _BBOX_KEYS = ("xmin", "ymin", "xmax", "ymax")
 
 
