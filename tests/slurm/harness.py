@@ -7,6 +7,7 @@ SIGTERM makes it wait for every submitted job (shared/slurm/RECIPE.md, pitfall 1
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -30,6 +31,8 @@ SLURM_PROFILES = (REPO / "profiles" / "slurm", REPO / "tests" / "slurm" / "profi
 LOCAL_PROFILES = (REPO / "profiles" / "local",)
 # Columns that measure time, so differ between two runs of the same work.
 TIMING_COLUMNS = ("seconds",)
+# Stage fields (the status tables' JSON column) that are timings, e.g. detect's model_s.
+TIMING_FIELD_SUFFIX = "_s"
 
 T = TypeVar("T")
 
@@ -227,9 +230,18 @@ def dataset_tables(workdir: Path, dataset: str = "demo") -> dict[str, pd.DataFra
     for path in sorted(root.rglob("*.parquet")):
         frame = pd.read_parquet(path)
         frame = frame.drop(columns=[c for c in TIMING_COLUMNS if c in frame.columns])
+        if "fields" in frame.columns:
+            frame["fields"] = frame["fields"].map(without_timings)
         frame = frame.map(hashable)
         tables[str(path.relative_to(root))] = canonical_rows(frame)
     return tables
+
+
+def without_timings(fields: str) -> str:
+    """A status row's fields JSON without its timing entries (they differ run to run)."""
+    values = json.loads(fields) if fields else {}
+    kept = {k: v for k, v in values.items() if not k.endswith(TIMING_FIELD_SUFFIX)}
+    return json.dumps(kept, sort_keys=True)
 
 
 def hashable(value):
