@@ -32,36 +32,11 @@ import pandas as pd
 
 from vidmine.formats import FormatError
 from vidmine.formats._pickles import one_line
-from vidmine.formats.hmmr import COCO_TO_HMMR_NAMES
+from vidmine.formats.hmmr import COCO_TO_HMMR_NAMES, HMMR_JOINTS
 from vidmine.tracks import COCO_KEYPOINTS, PERSON, PERSON_CLASS_ID, TRACK_COLUMNS
 
 # The 24 names HMMR reads from each JSON ("Head" is never read, so never expected).
-BODY25_NAMES: tuple[str, ...] = (
-    "R Heel",
-    "R Knee",
-    "R Hip",
-    "L Hip",
-    "L Knee",
-    "L Heel",
-    "R Wrist",
-    "R Elbow",
-    "R Shoulder",
-    "L Shoulder",
-    "L Elbow",
-    "L Wrist",
-    "Neck",
-    "Nose",
-    "L Eye",
-    "R Eye",
-    "L Ear",
-    "R Ear",
-    "L Big Toe",
-    "R Big Toe",
-    "L Small Toe",
-    "R Small Toe",
-    "L Ankle",
-    "R Ankle",
-)
+BODY25_NAMES: tuple[str, ...] = tuple(name for name in HMMR_JOINTS if name != "Head")
 # InstaVariety's JSON uses HMMR's 25 joint names, so the COCO -> name mapping is HMMR's.
 COCO_FROM_BODY25: dict[str, str] = COCO_TO_HMMR_NAMES
 _BBOX_KEYS = ("xmin", "ymin", "xmax", "ymax")
