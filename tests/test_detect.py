@@ -18,14 +18,13 @@ from vidmine.detect.tracking import (
     ClipTracker,
     FrameDetections,
     TrackingSettings,
-    decode_mask,
     encode_mask,
     track_rows,
 )
 from vidmine.frames import FFMPEG
 from vidmine.layout import DatasetLayout
 from vidmine.stages.detect import DetectStage, iter_sampled, sampled_frames
-from vidmine.tracks import TRACK_COLUMNS, keypoint_array, read_tracks
+from vidmine.tracks import TRACK_COLUMNS, decode_mask_png, keypoint_array, read_tracks
 
 # bikes.mp4: the walking man is in view from about frame 100 to 136 (scene cut at 137).
 BIKES_MAN = (100, 137)
@@ -116,7 +115,7 @@ def test_mediapipe_keypoints_and_box_agree_with_the_separate_segmentation_mask(m
     assert len(detected) >= 10
     inside_box, on_mask = [], []
     for row, points in zip(detected.itertuples(), keypoint_array(detected), strict=True):
-        mask = decode_mask(row.mask_png)
+        mask = decode_mask_png(row.mask_png)
         x0, y0 = int(np.floor(row.x1)), int(np.floor(row.y1))
         good = points[points[:, 2] > 0.5]
         xs, ys = good[:, 0], good[:, 1]
@@ -229,7 +228,7 @@ def test_mask_png_round_trip_inside_the_integer_box():
     mask = np.zeros((50, 80), bool)
     mask[10:30, 20:45] = True
     data = encode_mask(mask, np.array([19.5, 9.2, 45.0, 30.7]))
-    patch = decode_mask(data)
+    patch = decode_mask_png(data)
     assert patch.shape == (22, 26)  # rows 9..30, columns 19..44
     np.testing.assert_array_equal(patch, mask[9:31, 19:45])
 

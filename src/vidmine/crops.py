@@ -48,6 +48,7 @@ import pandas as pd
 
 from vidmine.frames import iter_frames, pipe_frames
 from vidmine.io import atomic_path
+from vidmine.tracks import decode_mask_png
 
 DEFAULT_SIZE = 128  # VPD's -d default
 PAD_FRAC = 0.1  # VPD's PAD_FRAC (its PAD_PX = 25 is overridden, FORMATS.md 2.3 step 5)
@@ -132,16 +133,6 @@ def extract_crop(frame: np.ndarray, window: Window, size: int | None = DEFAULT_S
     if size is not None and crop.shape[:2] != (size, size):
         return cv2.resize(crop, (size, size), interpolation=cv2.INTER_LINEAR)
     return np.array(crop)
-
-
-def decode_mask_png(data: bytes | None) -> np.ndarray | None:
-    """A ``mask_png`` cell as a bool (h, w) array; None when absent or undecodable."""
-    if data is None or len(data) == 0:
-        return None
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
-    if image is None or image.size == 0:
-        return None
-    return image > 0
 
 
 def mask_crop(

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -103,3 +104,21 @@ def keypoint_array(tracks: pd.DataFrame) -> np.ndarray:
 def boxes_array(tracks: pd.DataFrame) -> np.ndarray:
     """Boxes of the rows as (N, 4) float32 x1, y1, x2, y2."""
     return tracks[["x1", "y1", "x2", "y2"]].to_numpy(dtype=np.float32)
+
+
+def encode_mask_png(mask: np.ndarray) -> bytes:
+    """A boolean (h, w) mask as a 1-bit PNG: the ``mask_png`` cell, and VPD's mask encoding."""
+    ok, data = cv2.imencode(".png", np.asarray(mask, np.uint8) * 255, [cv2.IMWRITE_PNG_BILEVEL, 1])
+    if not ok:
+        raise ValueError(f"cannot PNG-encode a mask of shape {np.shape(mask)}")
+    return data.tobytes()
+
+
+def decode_mask_png(data: bytes | None) -> np.ndarray | None:
+    """A ``mask_png`` cell as a bool (h, w) array; None when absent or undecodable."""
+    if data is None or len(data) == 0:
+        return None
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if image is None or image.size == 0:
+        return None
+    return image > 0

@@ -18,7 +18,7 @@ import supervision as sv
 from trackers import ByteTrackTracker
 
 from vidmine.detect.base import COCO_CATEGORIES, Detections
-from vidmine.tracks import TRACK_COLUMNS
+from vidmine.tracks import TRACK_COLUMNS, encode_mask_png
 
 # ByteTrack's buffer counts frames of a 30 fps video (trackers' convention).
 TRACKERS_BUFFER_FPS = 30.0
@@ -124,20 +124,12 @@ class ClipTracker:
 
 def encode_mask(mask: np.ndarray, box: np.ndarray) -> bytes | None:
     """The mask inside the integer box [floor(x1), floor(y1), ceil(x2), ceil(y2)) as a 1-bit
-    PNG (what VPD stores, base64-encoded, in mask.json.gz)."""
+    PNG (what VPD stores, base64-encoded, in mask.json.gz); ``tracks.decode_mask_png`` reads
+    it back."""
     x1, y1 = int(np.floor(box[0])), int(np.floor(box[1]))
     x2, y2 = int(np.ceil(box[2])), int(np.ceil(box[3]))
     patch = mask[max(y1, 0) : y2, max(x1, 0) : x2]
-    if patch.size == 0:
-        return None
-    ok, data = cv2.imencode(".png", patch.astype(np.uint8) * 255, [cv2.IMWRITE_PNG_BILEVEL, 1])
-    return data.tobytes() if ok else None
-
-
-def decode_mask(data: bytes) -> np.ndarray:
-    """Inverse of ``encode_mask``: the boolean mask inside the integer box."""
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
-    return image > 127
+    return encode_mask_png(patch) if patch.size else None
 
 
 def _detected_row(obs: dict[str, Any], clip_id: str, track_id: int, fps: float) -> dict:

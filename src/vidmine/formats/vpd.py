@@ -37,7 +37,7 @@ from PIL import Image
 from vidmine.formats import FormatError
 from vidmine.formats._pickles import one_line
 from vidmine.io import atomic_path
-from vidmine.tracks import N_KEYPOINTS, PERSON_CLASS_ID, keypoint_array
+from vidmine.tracks import N_KEYPOINTS, PERSON_CLASS_ID, encode_mask_png, keypoint_array
 
 BOXES_FILE = "boxes.json"
 KEYPOINTS_FILE = "coco_keypoints.json.gz"
@@ -96,13 +96,6 @@ def _box_json(path: Any, frame: int, box: Sequence[float]) -> list[float]:
         return [_num(v, 3) for v in vals]
     except (TypeError, ValueError) as err:
         raise FormatError(f"{path}: frame {frame}: box {vals}: {one_line(err)}") from None
-
-
-def encode_mask_png(mask: np.ndarray) -> bytes:
-    """A bool (h, w) mask as 1-bit PNG bytes (PIL mode '1')."""
-    buf = io.BytesIO()
-    Image.fromarray(np.asarray(mask, dtype=bool)).convert("1").save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def decode_mask_png(data: bytes, source: Any = "<mask>") -> np.ndarray:
