@@ -13,7 +13,7 @@ import pytest
 
 from vidmine.detect.base import BackendUnavailable, Detections, make_detector, no_keypoints
 from vidmine.detect.detectron2_backend import instances_to_detections
-from vidmine.detect.torchvision_backend import official_sha256_prefix, people_to_detections
+from vidmine.detect.torchvision_backend import people_to_detections
 from vidmine.detect.tracking import (
     ClipTracker,
     FrameDetections,
@@ -25,6 +25,7 @@ from vidmine.frames import FFMPEG
 from vidmine.layout import DatasetLayout
 from vidmine.stages.detect import DetectStage, iter_sampled, sampled_frames
 from vidmine.tracks import TRACK_COLUMNS, decode_mask_png, keypoint_array, read_tracks
+from vidmine.weights import sha256_from_file_name
 
 # bikes.mp4: the walking man is in view from about frame 100 to 136 (scene cut at 137).
 BIKES_MAN = (100, 137)
@@ -290,7 +291,7 @@ def test_torchvision_keypoint_output_conversion():
     assert len(dets) == 1 and dets.keypoints.shape == (1, 17, 3)
     assert dets.keypoints[0, 0, 2] == pytest.approx(0.5)  # sigmoid of the heatmap logit 0
     assert (
-        official_sha256_prefix(
+        sha256_from_file_name(
             "https://download.pytorch.org/models/keypointrcnn_resnet50_fpn_coco-fc266e95.pth"
         )
         == "fc266e95"

@@ -12,7 +12,6 @@ from PIL import Image
 
 from vidmine.crops import extract_track_crops
 from vidmine.flow import (
-    _sha256_from_name,
     compute_track_flow,
     decode_flow_png,
     encode_flow_png,
@@ -22,7 +21,7 @@ from vidmine.flow import (
     raft_weights_source,
     save_flow,
 )
-from vidmine.weights import WeightsError, sha256_of
+from vidmine.weights import WeightsError, sha256_from_file_name, sha256_of
 
 STEP = 41 / 255  # one quantisation step for clip 20
 
@@ -189,11 +188,11 @@ def test_raft_official_names_and_their_checksums():
     pytest.importorskip("torchvision")
     url = raft_weights_source("large", "C_T_V1")
     assert url == "https://download.pytorch.org/models/raft_large_C_T_V1-22a6c225.pth"
-    assert _sha256_from_name(url) == "22a6c225"
+    assert sha256_from_file_name(url) == "22a6c225"
     assert raft_weights_source("small", "DEFAULT").endswith("raft_small_C_T_V2-01064c6d.pth")
     assert raft_weights_source("small", "none") is None
     assert raft_weights_source("small", "/w/raft.pth") == "/w/raft.pth"
-    assert _sha256_from_name("/w/raft.pth") is None
+    assert sha256_from_file_name("/w/raft.pth") is None
 
 
 # ------------------------------------------------------------------------------- storage

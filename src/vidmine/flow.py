@@ -27,7 +27,6 @@ from the crops npz because crops and flow are made by different steps; VPD's 8-b
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
@@ -138,12 +137,6 @@ def raft_weights_source(model: str, weights: str | None) -> str | None:
     return str(weights)
 
 
-def _sha256_from_name(source: str) -> str | None:
-    """torchvision's ``<name>-<first 8 hex digits of the SHA-256>.pth`` convention."""
-    match = re.search(r"-([0-9a-f]{8,64})\.pth?$", Path(urlparse(source).path).name)
-    return match[1] if match else None
-
-
 class RAFTBackend:
     """torchvision RAFT, batched, on CUDA when available (optionally in float16 autocast)."""
 
@@ -160,7 +153,7 @@ class RAFTBackend:
         import torch
         from torchvision.models.optical_flow import raft_large, raft_small
 
-        from vidmine.weights import WeightsError, resolve_weights
+        from vidmine.weights import WeightsError, resolve_weights, sha256_from_file_name
 
         model = model.lower().removeprefix("raft_")
         if model not in ("large", "small"):
@@ -176,7 +169,7 @@ class RAFTBackend:
         self.weights_path = None
         if source is not None:
             if sha256 is None and urlparse(source).scheme in ("http", "https"):
-                sha256 = _sha256_from_name(source)
+                sha256 = sha256_from_file_name(source)
             self.weights_path = resolve_weights(source, sha256)
             state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
             if isinstance(state, dict) and "state_dict" in state:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -48,6 +49,13 @@ def _download(url: str, dest: Path, timeout: float) -> None:
         raise WeightsError(
             f"cannot download weights {url}: {exc}; download it by hand and set the path in config"
         ) from exc
+
+
+def sha256_from_file_name(source: str) -> str | None:
+    """The SHA-256 prefix in torchvision's file names (``<name>-<first 8+ hex digits>.pth``),
+    or None for a file named otherwise."""
+    match = re.search(r"-([0-9a-f]{8,64})\.pth?$", Path(urlparse(source).path).name)
+    return match[1] if match else None
 
 
 def resolve_weights(

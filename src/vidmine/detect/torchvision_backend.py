@@ -15,7 +15,7 @@ import numpy as np
 
 from vidmine.detect.base import BackendUnavailable, Detections, no_keypoints
 from vidmine.tracks import PERSON_CLASS_ID
-from vidmine.weights import WeightsError, resolve_weights
+from vidmine.weights import WeightsError, resolve_weights, sha256_from_file_name
 
 PERSON_MODELS = {
     "keypointrcnn_resnet50_fpn": (
@@ -33,20 +33,13 @@ OBJECT_MODELS = {
 NO_WEIGHTS = (None, "", "none")
 
 
-def official_sha256_prefix(url: str) -> str | None:
-    """torchvision names its files ``<name>-<first 8 hex of SHA-256>.pth``."""
-    stem = url.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    tail = stem.rsplit("-", 1)[-1]
-    return tail if len(tail) == 8 and all(c in "0123456789abcdef" for c in tail) else None
-
-
 def _load_state(weights: str | None, default_url: str, sha256: str | None) -> dict | None:
     import torch
 
     if weights in NO_WEIGHTS:
         return None
     source = default_url if weights == "official" else weights
-    digest = sha256 or (official_sha256_prefix(source) if source == default_url else None)
+    digest = sha256 or (sha256_from_file_name(source) if source == default_url else None)
     try:
         path = resolve_weights(source, digest)
     except WeightsError as exc:
