@@ -66,7 +66,7 @@ from vidmine.formats.videopose3d import (
 from vidmine.formats.vpd import MASK_MIN_SCORE, crop_file_names, tracks_to_vpd, write_vpd_pose
 from vidmine.frames import iter_frames
 from vidmine.gather import CLIP_COLUMNS as GATHER_CLIP_COLUMNS
-from vidmine.io import PARTIAL_MARKER, atomic_path, write_table_atomic
+from vidmine.io import PARTIAL_MARKER, atomic_path, link_or_copy, write_table_atomic
 from vidmine.tracks import (
     COCO_LEFT,
     COCO_RIGHT,
@@ -161,21 +161,6 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
     else:
         path.unlink(missing_ok=True)
-
-
-def link_or_copy(source: Path, target: Path) -> str:
-    """Hard-link ``source`` to ``target`` (no second copy of the bytes), else copy it.
-
-    Returns ``"linked"`` or ``"copied"``. Hard links fail across file systems, and exports are
-    often written elsewhere than ``results/``.
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(source, target)
-        return "linked"
-    except OSError:
-        shutil.copy2(source, target)
-        return "copied"
 
 
 def _dataset_root(dataset_dir: str | os.PathLike) -> Path:

@@ -77,3 +77,19 @@ def remove_partials(folder: str | os.PathLike) -> int:
             leftover.unlink(missing_ok=True)
         removed += 1
     return removed
+
+
+def link_or_copy(source: str | os.PathLike, target: str | os.PathLike) -> str:
+    """Hard-link ``source`` to ``target`` (no second copy of the bytes), else copy it.
+
+    Returns ``"linked"`` or ``"copied"``. Hard links fail across file systems (an export or a
+    released zone elsewhere than ``results/``). Not atomic by itself: give it a temporary name
+    (``atomic_path``) or a folder that is renamed into place.
+    """
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(source, target)
+        return "linked"
+    except OSError:
+        shutil.copy2(source, target)
+        return "copied"

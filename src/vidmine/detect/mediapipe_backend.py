@@ -13,7 +13,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from vidmine.detect.base import BackendUnavailable, Detections
@@ -34,15 +33,22 @@ def bundle_cache() -> Path:
     return Path(os.environ.get("VIDMINE_CACHE", Path.home() / ".cache" / "vidmine")) / "mediapipe"
 
 
-def wheel_models(variant: str = "full") -> tuple[Path, Path]:
-    """Paths of the detector and landmark tflite files inside the installed mediapipe."""
+def import_mediapipe():
+    """The mediapipe module, or ``BackendUnavailable`` saying how to install it."""
     try:
         import mediapipe
+        from mediapipe.tasks.python import vision  # noqa: F401  (the Tasks API must be there)
     except ImportError as exc:
         raise BackendUnavailable(
             "detect backend 'mediapipe': mediapipe is not installed "
             "(pip install mediapipe==0.10.14, or use workflow/envs/pose.yaml)"
         ) from exc
+    return mediapipe
+
+
+def wheel_models(variant: str = "full") -> tuple[Path, Path]:
+    """Paths of the detector and landmark tflite files inside the installed mediapipe."""
+    mediapipe = import_mediapipe()
     modules = Path(mediapipe.__file__).parent / "modules"
     detector = modules / "pose_detection" / "pose_detection.tflite"
     landmarks = modules / "pose_landmark" / f"pose_landmark_{variant}.tflite"
@@ -133,14 +139,9 @@ class MediaPipePoseDetector:
         self.variant = options.get("model", "full")
         self.masks = bool(options.get("masks", True))
         self.mask_threshold = float(options.get("mask_threshold", 0.5))
-        try:
-            import mediapipe as mp
-            from mediapipe.tasks.python import BaseOptions, vision
-        except ImportError as exc:
-            raise BackendUnavailable(
-                "detect backend 'mediapipe': mediapipe is not installed "
-                "(pip install mediapipe==0.10.14, or use workflow/envs/pose.yaml)"
-            ) from exc
+        mp = import_mediapipe()
+        from mediapipe.tasks.python import BaseOptions, vision
+
         self._mp = mp
         bundle = build_pose_bundle(self.variant)
         self.landmarker = vision.PoseLandmarker.create_from_options(
@@ -186,10 +187,3 @@ class MediaPipePoseDetector:
 
     def close(self) -> None:
         self.landmarker.close()
-
-
-def resize_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
-    if mask.shape[:2] == (height, width):
-        return mask
-    resized = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
-    return resized.astype(bool)

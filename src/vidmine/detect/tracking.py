@@ -197,9 +197,12 @@ def track_summaries(
 ) -> list[dict[str, Any]]:
     """One row per track for the shard's track summary table."""
     width, height, fps = float(clip["width"]), float(clip["height"]), float(clip["fps"])
+    by_track: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:  # rows come grouped by track, in frame order
+        by_track.setdefault(row["track_id"], []).append(row)
     summaries = []
     for track_id, observations in enumerate(kept, start=1):
-        mine = [r for r in rows if r["track_id"] == track_id]
+        mine = by_track[track_id]
         detected = [r for r in mine if not r["interpolated"]]
         boxes = np.array([[r["x1"], r["y1"], r["x2"], r["y2"]] for r in detected], np.float64)
         centres = (boxes[:, :2] + boxes[:, 2:]) / 2

@@ -9,8 +9,6 @@ The released clip (``clips/``) is the only source of pixels for every later stag
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import cv2
 import numpy as np
 
 from vidmine.frames import DecodeError, iter_frames
-from vidmine.io import atomic_path
+from vidmine.io import atomic_path, link_or_copy
 from vidmine.layout import DatasetLayout
 from vidmine.runner import ItemResult
 from vidmine.stages.blur import FaceBlurrer
@@ -59,10 +57,7 @@ class FaceAuditor:
 def release(blurred: Path, released: Path) -> None:
     """Put the audited clip in the released zone: a hard link where possible, else a copy."""
     with atomic_path(released) as tmp:
-        try:
-            os.link(blurred, tmp)
-        except OSError:
-            shutil.copyfile(blurred, tmp)
+        link_or_copy(blurred, tmp)
 
 
 class AuditStage:
