@@ -77,10 +77,7 @@ def shot_plot(
     ax.set_yticks(range(len(status)), list(status.id))
     ax.set_xlabel("frame")
     ax.set_title("Shots per video (grey), kept clips (blue), dropped (red)")
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    save_figure(fig, out, dpi=100)
 
 
 # --- filter, blur and audit -------------------------------------------------------------------
@@ -145,6 +142,14 @@ def audit_summary(audit: pd.DataFrame, faces: pd.DataFrame, out: str | Path) -> 
     )
 
 
+def save_figure(fig: plt.Figure, out: str | Path, dpi: int = 80) -> None:
+    """Lay out, write atomically as PNG, and free the figure."""
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+
+
 def _tile(images: list[tuple[np.ndarray, str]], title: str, out: str | Path) -> None:
     columns = 3
     rows = max(1, -(-len(images) // columns))
@@ -157,10 +162,7 @@ def _tile(images: list[tuple[np.ndarray, str]], title: str, out: str | Path) -> 
     if not images:
         axes[0, 0].text(0.5, 0.5, "none", ha="center", va="center")
     fig.suptitle(title)
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def _frame(path: Path, index: int) -> np.ndarray | None:

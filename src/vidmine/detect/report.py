@@ -11,8 +11,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from vidmine.io import atomic_path
-from vidmine.report import _frame, _tile, plt
+from vidmine.report import _frame, _tile, plt, save_figure
 from vidmine.tracks import COCO_BONES, keypoint_array, read_tracks
 
 COLOURS = [(0, 200, 255), (255, 120, 0), (60, 220, 60), (220, 60, 220), (255, 255, 0)]
@@ -69,10 +68,7 @@ def track_length_histogram(tracks: pd.DataFrame, out: str | Path) -> None:
     ax.set_xlabel("track length (s)")
     ax.set_ylabel("tracks")
     ax.set_title("Track lengths")
-    fig.tight_layout()
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
+    save_figure(fig, out)
 
 
 def crop_flow_examples(crops: pd.DataFrame, root: Path, out: str | Path, count: int = 4) -> None:

@@ -38,9 +38,8 @@ H36M_SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
 H36M_CAMERA_IDS = ("54138969", "55011271", "58860488", "60457274")  # positions_2d list order
 H36M_MOCAP_JOINTS = 32
 H36M_JOINTS = 17
-# The 17 of the 32 mocap joints VideoPose3D keeps (FORMATS.md 1.4); the same tuple as
-# vidmine.lifter.data.H36M_KEPT_32 (a test checks), restated because importing the lifter
-# package needs torch, which the export environment lacks.
+# The 17 of the 32 mocap joints VideoPose3D keeps (FORMATS.md 1.4); defined here, in the
+# torch-free format module, and used by the lifter's H36M reader too.
 H36M_KEPT_32 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vidmine.formats.videopose3d import H36M_KEPT_32
 from vidmine.lifter.camera import (
     normalize_screen_coordinates,
     normalized_intrinsics,
@@ -28,8 +29,6 @@ from vidmine.lifter.skeleton import COCO, H36M, Layout, get_layout
 
 H36M_TRAIN_SUBJECTS: tuple[str, ...] = ("S1", "S5", "S6", "S7", "S8")
 H36M_TEST_SUBJECTS: tuple[str, ...] = ("S9", "S11")
-# The 17 of the 32 H36M mocap joints VideoPose3D keeps (FORMATS.md 1.4).
-H36M_KEPT_32: tuple[int, ...] = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 
 
 @dataclass
