@@ -261,3 +261,21 @@ def test_workflow_lint_is_clean():
     run = subprocess.run([*SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=REPO)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "Congratulations" in run.stdout + run.stderr
+
+
+def test_trained_filter_scorers_run_in_the_torch_env(tmp_path):
+    """A dataset with a trained cartoon or aesthetic scorer gets the filter rule with torch."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    demo = config["datasets"]["demo"]
+    demo["filter"] = {"aesthetic": {"backend": "clip_linear", "head_weights": "head.pth"}}
+    path = tmp_path / "trained.yaml"
+    path.write_text(yaml.safe_dump(config))
+    plan = {}
+    for name, configfile in (("default", REPO / "config" / "config.yaml"), ("trained", path)):
+        target = "results/demo/tables/scores/s00000.parquet"  # shard jobs follow a checkpoint
+        run = snakemake(tmp_path, "-n", target, "--configfile", str(configfile))
+        plan[name] = run.stdout + run.stderr
+    assert "rule filter:" in plan["default"] and "filter_torch" not in plan["default"]
+    assert "rule filter_torch:" in plan["trained"] and "rule filter:" not in plan["trained"]

@@ -70,7 +70,15 @@ def concat_tables(paths: Sequence[str | Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-SCORE_COLUMNS = ["cartoon_score", "sharpness", "luma", "contrast", "motion", "flags"]
+SCORE_COLUMNS = [
+    "cartoon_score",
+    "aesthetic_score",
+    "sharpness",
+    "luma",
+    "contrast",
+    "motion",
+    "flags",
+]
 
 
 def gather_released(

@@ -97,6 +97,7 @@ def filter_summary(scores: pd.DataFrame, out: str | Path) -> None:
         "decision",
         "flags",
         "cartoon_score",
+        "aesthetic_score",
         "flat_edge",
         "saturated_fraction",
         "sharpness",
@@ -105,7 +106,8 @@ def filter_summary(scores: pd.DataFrame, out: str | Path) -> None:
         "motion",
         "short_side",
     ]
-    table = scores[[c for c in columns if c in scores.columns]].round(3)
+    shown = [c for c in columns if c in scores.columns and scores[c].notna().any()]
+    table = scores[shown].round(3)  # aesthetic_score is all NaN unless its backend is on
     html_table_page(
         "Clip filter",
         [

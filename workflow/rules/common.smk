@@ -189,6 +189,21 @@ DETECT_ENVS = {
 
 FLOW_ENVS = {"dis": "../envs/video.yaml", "raft": "../envs/torch.yaml"}
 
+FILTER_ENVS = {"cpu": "../envs/privacy.yaml", "torch": "../envs/torch.yaml"}
+
+
+def filter_env(dataset):
+    """'torch' when the dataset's filter uses a trained scorer, else 'cpu'."""
+    section = dataset_config(dataset)["filter"]
+    trained = section["cartoon"]["backend"] != "heuristic"
+    return "torch" if trained or section["aesthetic"]["backend"] != "none" else "cpu"
+
+
+def datasets_with_filter_env(env_name):
+    """Wildcard constraint: the datasets whose filter runs in ``env_name``."""
+    names = [d for d in DATASETS if filter_env(d) == env_name]
+    return "|".join(names) if names else "(?!)"
+
 
 def datasets_with_backend(backend, section="detect"):
     """Wildcard constraint: the datasets whose ``section``.backend is ``backend`` (or none)."""

@@ -2,25 +2,34 @@
 # Unblurred pixels stay in results/{dataset}/private/; only audited clips reach clips/.
 
 
-rule filter:
-    input:
-        clips="results/{dataset}/tables/clips/{shard}.parquet",
-    output:
-        scores="results/{dataset}/tables/scores/{shard}.parquet",
-        status="results/{dataset}/status/filter/{shard}.parquet",
-    log:
-        "results/{dataset}/logs/filter/{shard}.log",
-    group:
-        "shard_video"
-    conda:
-        "../envs/privacy.yaml"
-    params:
-        dataset_dir=dataset_dir,
-        settings=stage_settings("filter"),
-        retry=retry_flag,
-    shell:
-        "vidmine run-stage filter --dataset-dir {params.dataset_dir}"
-        " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
+# The filter runs in the slim privacy env unless a dataset asks for a trained scorer (the
+# ResNet-18 cartoon classifier or the CLIP aesthetic head), which needs torch: one rule per env,
+# and a dataset's scorers pick which of them may build its scores.
+for _env_name, _env in FILTER_ENVS.items():
+
+    rule:
+        name:
+            "filter" if _env_name == "cpu" else f"filter_{_env_name}"
+        input:
+            clips="results/{dataset}/tables/clips/{shard}.parquet",
+        output:
+            scores="results/{dataset}/tables/scores/{shard}.parquet",
+            status="results/{dataset}/status/filter/{shard}.parquet",
+        log:
+            "results/{dataset}/logs/filter/{shard}.log",
+        wildcard_constraints:
+            dataset=datasets_with_filter_env(_env_name),
+        group:
+            "shard_video"
+        conda:
+            _env
+        params:
+            dataset_dir=dataset_dir,
+            settings=stage_settings("filter"),
+            retry=retry_flag,
+        shell:
+            "vidmine run-stage filter --dataset-dir {params.dataset_dir}"
+            " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
 
 
 rule blur:

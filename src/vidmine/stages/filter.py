@@ -14,10 +14,16 @@ observations (README, "Filter thresholds", has the numbers):
 ``cartoon_score`` is the larger of the two features, each divided by its threshold; a clip is a
 cartoon when it reaches 1. A trained classifier (TrackVerse's ResNet-18) is a configured
 backend instead, when the user has its weights.
+
+TrackVerse's aesthetic filter (CLIP ViT-L/14 embedding -> LAION linear head, mean score < 4.0
+rejected) needs weights that do not ship with any package, so it is off by default
+(``aesthetic.backend: none``, ``aesthetic_score`` NaN) and a configured backend when the user has
+them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -92,6 +98,15 @@ def build_cartoon_scorer(settings: dict[str, Any]):
     return ResNetCartoonScorer(settings)
 
 
+def build_aesthetic_scorer(settings: dict[str, Any]) -> Callable[[list[np.ndarray]], float] | None:
+    """None when the backend is off, so that clips are scored without torch or weights."""
+    if settings["backend"] == "none":
+        return None
+    from vidmine.models.aesthetic import ClipAestheticScorer  # torch only when asked for
+
+    return ClipAestheticScorer(settings)
+
+
 def decide(scores: dict[str, float], settings: dict[str, Any]) -> list[str]:
     """Every reason the clip fails, in a fixed order; only reasons in ``reject`` drop it."""
     s = settings
@@ -99,6 +114,7 @@ def decide(scores: dict[str, float], settings: dict[str, Any]) -> list[str]:
         ("black", scores["luma"] < s["black_luma"]),
         ("low_resolution", scores["short_side"] < s["min_short_side"]),
         ("cartoon", scores["cartoon_score"] >= 1.0),
+        ("low_aesthetic", scores["aesthetic_score"] < s["aesthetic"]["min_score"]),  # NaN: off
         ("dark", scores["luma"] < s["min_luma"]),
         ("bright", scores["luma"] > s["max_luma"]),
         ("low_contrast", scores["contrast"] < s["min_contrast"]),
@@ -116,6 +132,7 @@ class FilterStage:
     def __init__(self, layout: DatasetLayout, shard: str, settings: dict[str, Any]):
         self.layout, self.shard, self.settings = layout, shard, settings
         self.cartoon = build_cartoon_scorer(settings["cartoon"])
+        self.aesthetic = build_aesthetic_scorer(settings["aesthetic"])
         self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
     def result_settings(self) -> dict[str, Any]:
@@ -142,7 +159,9 @@ class FilterStage:
         ]
         scores["motion"] = float(np.mean(motions)) if motions else 0.0
         scores["short_side"] = float(min(item["width"], item["height"]))
-        scores["cartoon_score"] = float(self.cartoon([frames[i] for i in sampled], scores))
+        originals = [frames[i] for i in sampled]
+        scores["cartoon_score"] = float(self.cartoon(originals, scores))
+        scores["aesthetic_score"] = float(self.aesthetic(originals)) if self.aesthetic else np.nan
         scores["n_sampled"] = len(sampled)
         return scores
 
