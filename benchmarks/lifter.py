@@ -16,16 +16,23 @@ training (output frames per second, one Adam step per batch, flip augmentation o
     strided one-frame model.
   * ``orig-dilated``: the original with ``--disable-optimizations``: same generator, the
     dilated full model over each padded window.
-  * ``vidmine``: pre-padded/pre-flipped data gathered with one index op (on the device),
-    strided model; ``vidmine-compile`` adds ``torch.compile``.
+  * ``vidmine-fp32``: pre-padded/pre-flipped data gathered with one index op (on the device),
+    the strided model computed as matrix products (``TemporalModelOptimized1f.forward``), fp32.
+  * ``vidmine``: the same with the precision training really uses (``amp: true``): bf16
+    autocast on CPUs with native bf16 and on GPUs, fp32 elsewhere (``amp_dtype_for``);
+    ``vidmine-compile`` adds ``torch.compile``.
+  The ``orig-*`` cases run the original's Conv1d arithmetic (``conv_forward``) and PyTorch's
+  ``nn.Dropout`` in fp32, as the original code does on any hardware; the ``vidmine`` cases use
+  ``FastDropout`` (a cheaper mask on CPU).
 
 inference (frames per second over the test subjects, with flip averaging):
   * ``orig``: per sequence NumPy edge padding + flipped copy, dilated model, BN unfused.
   * ``vidmine``: BN folded into the convolutions, ``torch.inference_mode``;
     ``vidmine-compile`` adds ``torch.compile``.
 
-All cases share the same model code and weights layout, so accuracy is the same by
-construction; only the data path and the execution differ.
+All cases share the same parameters and weights layout. The fp32 cases compute the same
+function (tests/test_lifter.py checks the matrix-product forward against Conv1d); whether bf16
+training is as accurate is measured by ``benchmarks/lifter_accuracy.py``.
 """
 
 from __future__ import annotations
@@ -50,9 +57,10 @@ from vidmine.lifter.model import (
     TemporalModelOptimized1f,
     fuse_for_inference,
 )
+from vidmine.lifter.train import amp_dtype_for
 
 ARCHS = {27: (3, 3, 3), 81: (3, 3, 3, 3), 243: (3, 3, 3, 3, 3)}
-TRAIN_CASES = ("orig-1f", "orig-dilated", "vidmine", "vidmine-compile")
+TRAIN_CASES = ("orig-1f", "orig-dilated", "vidmine-fp32", "vidmine", "vidmine-compile")
 INFER_CASES = ("orig", "vidmine", "vidmine-compile")
 GEN_CASES = ("orig", "vidmine")
 
@@ -113,10 +121,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _step(model, opt, inputs: torch.Tensor, target: torch.Tensor) -> None:
+def _step(model, opt, inputs: torch.Tensor, target: torch.Tensor, amp_dtype=None) -> None:
     target = target.clone()
     target[:, :, 0] = 0
-    loss = mpjpe_loss(model(inputs), target)
+    device_type = inputs.device.type
+    with torch.autocast(device_type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        pred = model(inputs)
+    loss = mpjpe_loss(pred.float(), target)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -147,7 +158,11 @@ def run_train_case(case: str, rf: int, args, device: torch.device) -> dict:
     cls = TemporalModel if case == "orig-dilated" else TemporalModelOptimized1f
     model = cls(ds.input_layout.num_joints, 2, 17, widths, channels=args.channels).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, amsgrad=True)
-    fn = torch.compile(model) if case.endswith("compile") else model
+    if case.startswith("orig"):  # the original's dropout; vidmine's FastDropout is its own
+        model.drop = torch.nn.Dropout(model.drop.p)
+    forward = model.conv_forward if case == "orig-1f" else model
+    fn = torch.compile(forward) if case.endswith("compile") else forward
+    amp_dtype = amp_dtype_for(device) if case in ("vidmine", "vidmine-compile") else None
     batches = (_orig_batches if case.startswith("orig") else _vidmine_batches)(
         ds, widths, args, device
     )
@@ -157,7 +172,7 @@ def run_train_case(case: str, rf: int, args, device: torch.device) -> dict:
         if i == args.warmup:
             _sync(device)
             t_start = time.perf_counter()
-        _step(fn, opt, inputs, target)
+        _step(fn, opt, inputs, target, amp_dtype)
         if i >= args.warmup:
             frames += len(inputs)
         if i + 1 >= args.warmup + args.steps:

@@ -59,6 +59,19 @@ def test_projection_without_distortion_is_pinhole():
     np.testing.assert_allclose(px[0], [1150 * 0.3 / 4 + 512, 1150 * -0.2 / 4 + 515], atol=1e-6)
 
 
+@pytest.mark.parametrize("project", [project_to_2d, project_to_2d_linear])
+def test_projection_of_zero_depth_has_a_finite_gradient(project):
+    """bf16 pose + trajectory can sum to a depth of exactly 0; that must not poison training."""
+    intr = torch.from_numpy(normalized_intrinsics([1150, 1150], [512, 515], 1000, 1002))[None]
+    x = torch.tensor([[[0.3, -0.2, 0.0], [0.0, 0.0, 0.0], [0.3, -0.2, 4.0]]], requires_grad=True)
+    out = project(x, intr.float())
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(x.grad).all()
+    assert torch.equal(x.grad[0, 0], torch.zeros(3))  # clamped: no gradient, as the original
+    expected = project(x[:, 2:].detach(), intr.float())
+    torch.testing.assert_close(out[:, 2:], expected)  # ordinary depths: unchanged
+
+
 def test_fill_missing_interpolates_and_clamps():
     kp = np.full((5, 1, 2), np.nan, dtype=np.float32)
     kp[1] = 10

@@ -9,6 +9,7 @@ import torch
 from vidmine.lifter.checkpoint import infer_architecture, load_lifter
 from vidmine.lifter.evaluate import predict
 from vidmine.lifter.model import (
+    FastDropout,
     TemporalModel,
     TemporalModelOptimized1f,
     build_pair,
@@ -68,6 +69,58 @@ def test_strided_and_dilated_models_agree(causal):
         y_win = torch.cat([strided(x[:, i : i + 27]) for i in range(40 - 26)], dim=1)
     assert y_full.shape == (2, 14, 17, 3)
     torch.testing.assert_close(y_win, y_full, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("widths", [(3, 3, 3), (3, 5, 3), (3, 3, 3, 3, 3)])
+def test_matrix_product_forward_equals_the_original_convolutions(widths, causal):
+    """The training model's forward (reshape + GEMM) computes the original's Conv1d
+    function: same outputs, batch statistics and gradients, in training and eval mode."""
+    torch.manual_seed(0)
+    model = TemporalModelOptimized1f(17, 2, 17, widths, causal=causal, channels=32, dropout=0)
+    _randomise_bn(model)
+    x = torch.randn(6, model.receptive_field(), 17, 2)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def train_step(forward):
+        model.load_state_dict(initial)
+        model.zero_grad()
+        out = forward(x)
+        (out**2).mean().backward()
+        stats = [v.clone() for k, v in model.state_dict().items() if "running" in k]
+        return out.detach(), [p.grad.clone() for p in model.parameters()], stats
+
+    model.train()
+    gemm, conv = train_step(model), train_step(model.conv_forward)
+    assert gemm[0].shape == (6, 1, 17, 3)
+    torch.testing.assert_close(gemm[0], conv[0], rtol=1e-4, atol=1e-5)
+    for a, b in zip(gemm[1] + gemm[2], conv[1] + conv[2], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-6)
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), model.conv_forward(x), rtol=1e-4, atol=1e-5)
+
+
+def test_fast_dropout_is_dropout():
+    """Keeps 1 - p of the elements, scaled so the mean is unchanged; seeded; identity in eval."""
+    x = torch.ones(500, 1000, requires_grad=True)
+    drop = FastDropout(0.25).train()
+    torch.manual_seed(0)
+    y = drop(x)
+    assert abs(float((y > 0).float().mean()) - 0.75) < 0.003
+    assert abs(float(y.mean()) - 1.0) < 0.005
+    torch.testing.assert_close(torch.unique(y.detach()), torch.tensor([0.0, 4 / 3]))
+    y.sum().backward()
+    assert torch.equal(x.grad, y.detach())  # gradient flows through the kept elements only
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)
+    other = drop(x)
+    assert not torch.equal(other, y)  # a fresh mask per call
+    rows = (drop(x[:1].expand(2000, 1000)) > 0).float().mean(0)
+    assert 0.70 < float(rows.min()) and float(rows.max()) < 0.80  # every position is random
+    assert torch.equal(drop.eval()(x), x)
+    assert torch.equal(FastDropout(0.0).train()(x), x)
+    assert not FastDropout(1.0).train()(x).any()
 
 
 @pytest.mark.parametrize("causal", [False, True])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import signal
@@ -17,7 +18,7 @@ from vidmine.lifter.checkpoint import load_checkpoint, load_lifter
 from vidmine.lifter.config import DataConfig, TrainConfig, load_dataset
 from vidmine.lifter.evaluate import evaluate
 from vidmine.lifter.model import TemporalModel
-from vidmine.lifter.train import bn_momentum, train
+from vidmine.lifter.train import amp_dtype_for, bn_momentum, cpu_has_native_bf16, train
 
 TINY_DATA = DataConfig(synthetic_frames=80, synthetic_cameras=2)
 TINY = TrainConfig(channels=32, epochs=4, batch_size=64, eval_every=0, threads=1)
@@ -49,6 +50,17 @@ def test_trained_model_beats_untrained(tmp_path, dataset):
     assert history[-1]["lr"] == pytest.approx(1e-3 * 0.95**3)
     assert after < 0.5 * before, (before, after)
     assert after < 250, after
+
+
+@pytest.mark.parametrize("amp", [True, False])
+def test_mixed_precision_only_where_the_hardware_has_it(tmp_path, dataset, amp):
+    """amp trains in bf16 on a CPU with native bf16 (this project's machines), else fp32;
+    the checkpoint says which."""
+    cfg = dataclasses.replace(TINY, amp=amp, epochs=1)
+    final = train(cfg, TINY_DATA, tmp_path / "model.pt", dataset=dataset)
+    expected = "bfloat16" if amp and cpu_has_native_bf16() else "float32"
+    assert final["vidmine"]["precision"] == expected
+    assert amp_dtype_for(torch.device("cpu")) == (torch.bfloat16 if cpu_has_native_bf16() else None)
 
 
 def test_resume_repeats_the_uninterrupted_run(tmp_path, dataset):

@@ -66,6 +66,23 @@ def quaternion_from_matrix(rot: np.ndarray) -> np.ndarray:
     return q / np.linalg.norm(q) * (1 if q[0] >= 0 else -1)
 
 
+_MIN_DEPTH = 1e-6
+
+
+def _clamped_ratio(x: torch.Tensor) -> torch.Tensor:
+    """(x/z, y/z) clamped to [-1, 1], as the original, with a finite gradient everywhere.
+
+    A predicted depth of exactly 0 (bf16 predictions of pose and trajectory do cancel exactly)
+    made the original's division give a NaN gradient even where the clamp cuts the value off;
+    depths within 1e-6 of 0 are moved to +-1e-6 first, so the ratio clamps and its gradient is
+    0. Elsewhere the result is the original's.
+    """
+    z = x[..., 2:]
+    tiny = z.abs() < _MIN_DEPTH
+    z = torch.where(tiny, torch.where(z < 0, -_MIN_DEPTH, _MIN_DEPTH).to(z.dtype), z)
+    return torch.clamp(x[..., :2] / z, -1, 1)
+
+
 def project_to_2d(x: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
     """Project camera-space points (N, ..., 3) with distortion (N, 9) as the original does.
 
@@ -75,7 +92,7 @@ def project_to_2d(x: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
     shape = (intrinsics.shape[0],) + (1,) * (x.dim() - 2) + (-1,)
     k = intrinsics.reshape(shape)
     f, c, radial, tangential = k[..., :2], k[..., 2:4], k[..., 4:7], k[..., 7:9]
-    xy = torch.clamp(x[..., :2] / x[..., 2:], -1, 1)
+    xy = _clamped_ratio(x)
     r2 = torch.sum(xy**2, dim=-1, keepdim=True)
     powers = torch.cat((r2, r2**2, r2**3), dim=-1)
     radial_term = 1 + torch.sum(radial * powers, dim=-1, keepdim=True)
@@ -88,7 +105,7 @@ def project_to_2d_linear(x: torch.Tensor, intrinsics: torch.Tensor) -> torch.Ten
     """Pinhole projection ignoring distortion (the original's ``--linear-projection``)."""
     shape = (intrinsics.shape[0],) + (1,) * (x.dim() - 2) + (-1,)
     k = intrinsics.reshape(shape)
-    xy = torch.clamp(x[..., :2] / x[..., 2:], -1, 1)
+    xy = _clamped_ratio(x)
     return k[..., :2] * xy + k[..., 2:4]
 
 

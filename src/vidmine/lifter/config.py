@@ -66,7 +66,7 @@ class TrainConfig(_Plain):
     tta: bool = True
     seed: int = 0
     device: str = "auto"
-    amp: bool = True  # only ever used on CUDA
+    amp: bool = True  # CUDA, and CPUs with native bf16 (see train._setup_precision)
     # off | on. Off by default: on this project's CPU benchmark it is slower, and the per-epoch
     # BN momentum change makes Dynamo recompile the model every epoch (docs/lifter.md).
     compile: str = "off"
