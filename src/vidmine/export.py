@@ -896,6 +896,12 @@ def export_index(
 # ---------------------------------------------------------------------------- importers
 
 
+def _refuse(refused: list[tuple[str, str]], path: str | os.PathLike, err: FormatError) -> None:
+    """Record an importer's refused input with its reason, and log it; the import goes on."""
+    refused.append((str(path), _one_line(err)))
+    log.warning("refused %s", _one_line(err))
+
+
 def _write_refused(out_dir: Path, refused: list[tuple[str, str]]) -> None:
     """``refused.tsv``: file and reason of every refused input (header only when none)."""
     lines = ["file\treason"] + [f"{f}\t{' '.join(r.split())}" for f, r in refused]
@@ -938,8 +944,7 @@ def import_kinetics(
             rows = kinetics_to_track_rows(clip, clip_id, width, height, fps, n_frames)
             arrays = kinetics_to_lifter_arrays(clip, width, height, source=path)
         except FormatError as err:
-            refused.append((str(path), _one_line(err)))
-            log.warning("refused %s", _one_line(err))
+            _refuse(refused, path, err)
             continue
         target = out / "tracks" / f"{clip_id}.parquet"
         write_tracks(rows, target)
@@ -1049,15 +1054,13 @@ def import_instavariety(
             try:
                 tracks.append(read_instavariety_track(track))
             except FormatError as err:
-                refused.append((str(track), _one_line(err)))
-                log.warning("refused %s", _one_line(err))
+                _refuse(refused, track, err)
         if not tracks:
             continue
         try:
             rows = instavariety_to_track_rows(tracks, clip_id, fps)
         except FormatError as err:
-            refused.append((str(video), _one_line(err)))
-            log.warning("refused %s", _one_line(err))
+            _refuse(refused, video, err)
             continue
         target = out / "tracks" / f"{clip_id}.parquet"
         write_tracks(rows, target)
