@@ -199,16 +199,20 @@ def filter_env(dataset):
     return "torch" if trained or section["aesthetic"]["backend"] != "none" else "cpu"
 
 
+def datasets_matching(predicate):
+    """Wildcard constraint: the datasets for which ``predicate(name)`` holds (or none)."""
+    names = [d for d in DATASETS if predicate(d)]
+    return "|".join(names) if names else "(?!)"
+
+
 def datasets_with_filter_env(env_name):
     """Wildcard constraint: the datasets whose filter runs in ``env_name``."""
-    names = [d for d in DATASETS if filter_env(d) == env_name]
-    return "|".join(names) if names else "(?!)"
+    return datasets_matching(lambda d: filter_env(d) == env_name)
 
 
 def datasets_with_backend(backend, section="detect"):
-    """Wildcard constraint: the datasets whose ``section``.backend is ``backend`` (or none)."""
-    names = [d for d in DATASETS if dataset_config(d)[section]["backend"] == backend]
-    return "|".join(names) if names else "(?!)"
+    """Wildcard constraint: the datasets whose ``section``.backend is ``backend``."""
+    return datasets_matching(lambda d: dataset_config(d)[section]["backend"] == backend)
 
 
 def trackverse_settings(wildcards):

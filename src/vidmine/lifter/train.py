@@ -140,7 +140,6 @@ class Trainer:
     def _setup_precision(self) -> None:
         """Mixed precision where the hardware has it natively (see :func:`amp_dtype_for`)."""
         self.amp_dtype = amp_dtype_for(self.device) if self.cfg.amp else None
-        self.use_amp = self.amp_dtype is not None
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick kernels once
@@ -165,6 +164,11 @@ class Trainer:
             self.pairs = tuple(torch.from_numpy(p) for p in reprojection_pairs(layout.name))
 
     # ----------------------------------------------------------------- resume / output
+    @property
+    def precision(self) -> str:
+        """'bfloat16', 'float16' or 'float32': what the training steps compute in."""
+        return str(self.amp_dtype or torch.float32).removeprefix("torch.")
+
     def _meta(self) -> dict:
         return {
             "format": FORMAT_VERSION,
@@ -178,7 +182,7 @@ class Trainer:
             "causal": self.cfg.causal,
             "input_layout": self.dataset.input_layout.name,
             "fingerprint": fingerprint(self.cfg, self.data_cfg),
-            "precision": str(self.amp_dtype or torch.float32).removeprefix("torch."),
+            "precision": self.precision,
             "history": self.history,
         }
 
@@ -251,7 +255,9 @@ class Trainer:
         """
         inputs = batch.inputs_2d if ub is None else torch.cat([batch.inputs_2d, ub.inputs_2d])
         n = len(batch.inputs_2d)
-        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+        with torch.autocast(
+            self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None
+        ):
             pred = self._pos_step(inputs)
             traj = self._traj_step(inputs) if self._traj_step is not None else None
         losses = {"pose": self._loss_supervised(pred[:n], batch)}
@@ -332,7 +338,7 @@ class Trainer:
             count_parameters(self.nets.pos_train),
             self.dataset.name,
             self.sampler.frames,
-            self._meta()["precision"],
+            self.precision,
             self.device,
         )
         start = self.try_resume()

@@ -64,11 +64,11 @@ def import_open_clip():
     return open_clip
 
 
-def load_clip_visual(path: Path, model_name: str):
+def load_clip_visual(path: Path, model_name: str, expected: dict[str, int]):
     """The image tower of the OpenAI CLIP checkpoint at ``path``, in fp32 on the CPU, checked
-    against open_clip's ``model_name`` config so a wrong file fails here and not as odd scores."""
+    against ``expected`` (``expected_vit_facts`` of ``model_name``) so that a wrong file fails
+    here and not as odd scores."""
     open_clip = import_open_clip()
-    expected = expected_vit_facts(open_clip, model_name)
     try:
         with warnings.catch_warnings():  # OpenAI ships TorchScript; torch now calls jit deprecated
             warnings.filterwarnings("ignore", message=r".*torch\.jit.* is deprecated")
@@ -162,12 +162,13 @@ class ClipAestheticScorer:
             raise ValueError(
                 "filter.aesthetic.head_weights is required for the clip_linear backend"
             )
-        expected_vit_facts(import_open_clip(), settings["model"])  # before a 900 MB download
+        # checked before a 900 MB download
+        expected = expected_vit_facts(import_open_clip(), settings["model"])
         import torch  # after open_clip, which says in one line when torch is missing
 
         clip_path = resolve_weights(settings["clip_weights"], clip_checksum(settings))
         head_path = resolve_weights(settings["head_weights"], settings.get("head_sha256"))
-        visual = load_clip_visual(clip_path, settings["model"])
+        visual = load_clip_visual(clip_path, settings["model"], expected)
         head = load_linear_head(head_path, int(visual.output_dim))
         self.preprocess = clip_transform(visual, settings["model"])
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
