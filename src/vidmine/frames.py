@@ -6,6 +6,7 @@ writer cannot choose x264 settings or carry audio over.
 
 from __future__ import annotations
 
+import fcntl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,16 @@ import numpy as np
 
 # ffmpeg, quiet and non-interactive, overwriting its output (always a temporary name here).
 FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+PIPE_BYTES = 1 << 20  # Linux's default limit for an unprivileged pipe (/proc/sys/fs/pipe-max-size)
+
+
+def widen_pipe(stream) -> None:
+    """Let ffmpeg run a frame or two ahead of Python: a pipe holds 64 KiB by default, less than
+    one 640x272 frame, so the decoder and encoder otherwise wait on every frame."""
+    try:
+        fcntl.fcntl(stream.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    except OSError:  # a lower system limit: the default pipe still works
+        pass
 
 
 def x264_args(crf: int, preset: str) -> list[str]:
@@ -59,19 +70,21 @@ def pipe_frames(path: str | Path) -> Iterator[np.ndarray]:
     """
     import ffmpeg  # ffmpeg-python, for the probe
 
-    try:
-        stream = next(s for s in ffmpeg.probe(str(path))["streams"] if s["codec_type"] == "video")
-    except (ffmpeg.Error, StopIteration):
-        raise DecodeError(f"cannot open {Path(path).name} for decoding") from None
-    width, height = int(stream["width"]), int(stream["height"])
-    size = width * height * 3
     command = [*FFMPEG, "-i", str(path), "-map", "0:v:0", "-f", "rawvideo", "-pix_fmt", "bgr24"]
     command += ["-fps_mode", "passthrough", "pipe:1"]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, bufsize=size * 4
-    )
+    # The decoder starts before the probe that tells the frame size, so the two start-ups
+    # (about 40 ms each here) overlap; the pipe holds the first frames until they are read.
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    widen_pipe(process.stdout)
     count = 0
     try:
+        try:
+            probe = ffmpeg.probe(str(path))
+            stream = next(s for s in probe["streams"] if s["codec_type"] == "video")
+        except (ffmpeg.Error, StopIteration):
+            raise DecodeError(f"cannot open {Path(path).name} for decoding") from None
+        width, height = int(stream["width"]), int(stream["height"])
+        size = width * height * 3
         while len(data := process.stdout.read(size)) == size:
             count += 1
             yield np.frombuffer(data, np.uint8).reshape(height, width, 3).copy()
@@ -145,6 +158,7 @@ class VideoWriter:
         command += ["-movflags", "+faststart", str(path)]
         self.frames = 0
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        widen_pipe(self.process.stdin)
 
     def write(self, frame: np.ndarray) -> None:
         self.process.stdin.write(np.ascontiguousarray(frame).tobytes())
