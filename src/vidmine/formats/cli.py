@@ -80,8 +80,15 @@ def cmd_export_index(args: argparse.Namespace) -> int:
     )
 
 
-def _import_result(label: str, out: str, summary: dict[str, Any]) -> int:
-    """Refused files are warnings (one line each); exit 2 only if nothing was imported."""
+def _run_import(label: str, out: str, build: Callable[[], dict[str, Any]]) -> int:
+    """Call ``build``; refused files are warnings (one line each), exit 2 only on a known
+    failure or if nothing was imported."""
+    from vidmine.formats import FormatError
+
+    try:
+        summary = build()
+    except (FileNotFoundError, FormatError) as err:
+        return _fail(err)
     for path, reason in summary["refused"]:
         print(f"vidmine: refused {path}: {reason}", file=sys.stderr)
     print(f"{label}: {summary['imported']} imported, {len(summary['refused'])} refused -> {out}")
@@ -90,24 +97,22 @@ def _import_result(label: str, out: str, summary: dict[str, Any]) -> int:
 
 def cmd_import_kinetics(args: argparse.Namespace) -> int:
     from vidmine.export import import_kinetics
-    from vidmine.formats import FormatError
 
-    try:
-        summary = import_kinetics(args.pkl, args.out_dir, args.fps, args.width, args.height)
-    except (FileNotFoundError, FormatError) as err:
-        return _fail(err)
-    return _import_result("import-kinetics", args.out_dir, summary)
+    return _run_import(
+        "import-kinetics",
+        args.out_dir,
+        lambda: import_kinetics(args.pkl, args.out_dir, args.fps, args.width, args.height),
+    )
 
 
 def cmd_import_instavariety(args: argparse.Namespace) -> int:
     from vidmine.export import import_instavariety
-    from vidmine.formats import FormatError
 
-    try:
-        summary = import_instavariety(args.video_dir, args.out_dir, args.fps)
-    except (FileNotFoundError, FormatError) as err:
-        return _fail(err)
-    return _import_result("import-instavariety", args.out_dir, summary)
+    return _run_import(
+        "import-instavariety",
+        args.out_dir,
+        lambda: import_instavariety(args.video_dir, args.out_dir, args.fps),
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
