@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from vidmine.crops import TrackCrops, load_track_crops, write_npz_atomic
+from vidmine.crops import TrackCrops, load_track_crops
 from vidmine.flow import encode_flow_png, load_flow
 from vidmine.formats import FormatError
 from vidmine.formats._pickles import save_npz
@@ -66,7 +66,13 @@ from vidmine.formats.videopose3d import (
 from vidmine.formats.vpd import MASK_MIN_SCORE, crop_file_names, tracks_to_vpd, write_vpd_pose
 from vidmine.frames import iter_frames
 from vidmine.gather import CLIP_COLUMNS as GATHER_CLIP_COLUMNS
-from vidmine.io import PARTIAL_MARKER, atomic_path, link_or_copy, write_table_atomic
+from vidmine.io import (
+    PARTIAL_MARKER,
+    atomic_path,
+    link_or_copy,
+    write_npz,
+    write_table_atomic,
+)
 from vidmine.tracks import (
     COCO_LEFT,
     COCO_RIGHT,
@@ -984,7 +990,7 @@ def _save_kinetics_lifter(path: Path, seqs: list[tuple[str, Any, dict[str, Any]]
         "res": np.array([a["res"] for _, _, a in seqs], np.int64).reshape(-1, 2),
         "convention": np.array([a["convention"] for _, _, a in seqs], dtype=str).reshape(-1),
     }
-    write_npz_atomic(path, arrays)
+    write_npz(path, arrays)
 
 
 def load_kinetics_lifter(path: str | os.PathLike) -> dict[str, list[Any]]:

@@ -34,6 +34,8 @@ from urllib.parse import urlparse
 import cv2
 import numpy as np
 
+from vidmine.io import write_npz
+
 if TYPE_CHECKING:
     from vidmine.crops import TrackCrops
 
@@ -310,10 +312,8 @@ def save_flow(path: str | Path, flow: np.ndarray, frames: np.ndarray | None = No
     frames = np.arange(len(flow)) if frames is None else np.asarray(frames)
     if len(frames) != len(flow):
         raise ValueError(f"{len(frames)} frames for {len(flow)} flows")
-    from vidmine.crops import write_npz_atomic
-
     arrays = {"format": np.array(FLOW_FORMAT), "flow": flow.astype(np.float16)}
-    write_npz_atomic(path, {**arrays, "frames": frames.astype(np.int32)})
+    write_npz(path, {**arrays, "frames": frames.astype(np.int32)})
 
 
 def load_flow(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -93,3 +95,29 @@ def link_or_copy(source: str | os.PathLike, target: str | os.PathLike) -> str:
     except OSError:
         shutil.copy2(source, target)
         return "copied"
+
+
+def write_plain_array(handle: IO[bytes], array: Any) -> None:
+    """One ``.npy`` entry in numpy's format, refusing object arrays (no pickles)."""
+    np.lib.format.write_array(handle, np.asanyarray(array), allow_pickle=False)
+
+
+def write_npz(
+    path: str | os.PathLike,
+    arrays: Mapping[str, Any],
+    level: int | None = 1,
+    write_array: Callable[[IO[bytes], Any], None] = write_plain_array,
+) -> None:
+    """An npz (``np.load`` reads it) written atomically at exactly ``path``.
+
+    ``level`` is the deflate level (None: stored). ``np.savez_compressed`` always deflates at
+    zlib's default level 6; level 1 measured 1.8x faster on crops for files 4% larger, and saving
+    was the slowest step of the crops stage. ``write_array`` writes one entry.
+    """
+    compression = zipfile.ZIP_STORED if level is None else zipfile.ZIP_DEFLATED
+    with atomic_path(Path(path)) as tmp:
+        # a ZipFile on the path itself: numpy would add ".npz" to a name without it
+        with zipfile.ZipFile(tmp, "w", compression, allowZip64=True, compresslevel=level) as zf:
+            for name, array in arrays.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as handle:
+                    write_array(handle, array)

@@ -20,14 +20,14 @@ import os
 import pickle
 import struct
 import zipfile
+import zlib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
 from vidmine.formats import FormatError
-from vidmine.io import atomic_path
+from vidmine.io import write_npz, write_plain_array
 
 try:
     from numpy._core.multiarray import _reconstruct, scalar
@@ -205,17 +205,17 @@ def save_npz(path: str | os.PathLike, arrays: Mapping[str, Any], compress: bool 
     dict. Object arrays are pickled with protocol 3 (numpy's own choice for ``.npy``) and
     numpy-1-compatible global names; plain arrays are written without pickling.
     """
-    compression = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    with atomic_path(Path(path)) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=compression, allowZip64=True) as zf:
-            for key, value in arrays.items():
-                arr = _as_object_array(value)
-                with zf.open(f"{key}.npy", "w", force_zip64=True) as fp:
-                    if arr.dtype.hasobject:
-                        if not arr.flags.c_contiguous:
-                            arr = arr.copy(order="C")
-                        header = {"descr": "|O", "fortran_order": False, "shape": arr.shape}
-                        np.lib.format.write_array_header_1_0(fp, header)
-                        _LegacyNumpyPickler(fp, protocol=3).dump(arr)
-                    else:
-                        np.lib.format.write_array(fp, arr, allow_pickle=False)
+    level = zlib.Z_DEFAULT_COMPRESSION if compress else None
+    write_npz(path, arrays, level, _write_legacy_array)
+
+
+def _write_legacy_array(handle: IO[bytes], value: Any) -> None:
+    arr = _as_object_array(value)
+    if not arr.dtype.hasobject:
+        write_plain_array(handle, arr)
+        return
+    if not arr.flags.c_contiguous:
+        arr = arr.copy(order="C")
+    header = {"descr": "|O", "fortran_order": False, "shape": arr.shape}
+    np.lib.format.write_array_header_1_0(handle, header)
+    _LegacyNumpyPickler(handle, protocol=3).dump(arr)
