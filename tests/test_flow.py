@@ -140,7 +140,7 @@ def test_track_flow_from_crops_of_a_moving_scene():
     box = {"x1": 40.0, "y1": 30.0, "x2": 100.0, "y2": 130.0}
     track = pd.DataFrame([{"frame": t, "track_id": 1, **box} for t in range(4)])
     crops = extract_track_crops(frames, track, size=128)
-    flow = compute_track_flow(make_flow_backend("dis"), crops, batch_size=2)
+    flow = compute_track_flow(make_flow_backend("dis"), crops)
     assert flow.shape == (4, 128, 128, 2)
     assert np.abs(flow[0]).max() < 0.05  # frame 0: prev is a copy
     scale = 128 / (crops.windows[1, 2] - crops.windows[1, 0])  # frame px -> crop px

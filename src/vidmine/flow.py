@@ -238,15 +238,13 @@ def make_flow_backend(name: str = "dis", **settings: Any) -> FlowBackend:
     raise ValueError(f"unknown flow backend {name!r} (dis, farneback, raft)")
 
 
-def compute_track_flow(backend: FlowBackend, crops: TrackCrops, batch_size: int = 64) -> np.ndarray:
+def compute_track_flow(backend: FlowBackend, crops: TrackCrops) -> np.ndarray:
     """Forward flow ``prev_crops -> crops`` of a track, (T, S, S, 2) float32 (VPD's direction:
-    ``<frame>.prev.png`` is image 1, ``<frame>.png`` image 2)."""
-    n, size = len(crops.frames), crops.size
-    out = np.zeros((n, size, size, 2), np.float32)
-    for start in range(0, n, batch_size):
-        stop = min(start + batch_size, n)
-        out[start:stop] = backend.compute(crops.prev_crops[start:stop], crops.crops[start:stop])
-    return out
+    ``<frame>.prev.png`` is image 1, ``<frame>.png`` image 2). Batching is the backend's own
+    (RAFT's ``batch_size``); the OpenCV backends take pairs one at a time anyway."""
+    if not len(crops.frames):
+        return np.zeros((0, crops.size, crops.size, 2), np.float32)
+    return backend.compute(crops.prev_crops, crops.crops)
 
 
 # ------------------------------------------------------------------------------ encodings

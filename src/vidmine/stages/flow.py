@@ -24,9 +24,7 @@ class FlowStage:
         self.layout, self.shard, self.settings = layout, shard, settings
         self.folder = layout.flow(shard)
         backend = settings["backend"]
-        options = dict(settings.get(backend, {}))
-        self.backend = make_flow_backend(backend, **options)
-        self.batch_size = int(options.get("batch_size", 64))
+        self.backend = make_flow_backend(backend, **settings.get(backend, {}))
 
     def result_settings(self) -> dict[str, Any]:
         return dict(self.settings)
@@ -38,7 +36,7 @@ class FlowStage:
         outputs, rows = [], []
         for crop_file in item["crops"]:
             crops = load_track_crops(self.layout.root / crop_file)
-            flow = compute_track_flow(self.backend, crops, self.batch_size)
+            flow = compute_track_flow(self.backend, crops)
             path = self.folder / item["id"] / Path(crop_file).name
             save_flow(path, flow, crops.frames)
             outputs.append(str(path.relative_to(self.layout.root)))
