@@ -40,7 +40,7 @@ import pyarrow as pa
 
 from vidmine.crops import TrackCrops, load_track_crops
 from vidmine.flow import encode_flow_png, load_flow
-from vidmine.formats import FormatError
+from vidmine.formats import FormatError, error_line
 from vidmine.formats._pickles import save_npz
 from vidmine.formats.hmmr import (
     hmmr_test_file_name,
@@ -68,10 +68,10 @@ from vidmine.frames import iter_frames
 from vidmine.gather import CLIP_COLUMNS as GATHER_CLIP_COLUMNS
 from vidmine.io import (
     PARTIAL_MARKER,
-    atomic_path,
     link_or_copy,
     write_npz,
     write_table_atomic,
+    write_text_atomic,
 )
 from vidmine.tracks import (
     COCO_LEFT,
@@ -235,10 +235,6 @@ def _clip_file(root: Path, clip: pd.Series) -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{path}: released clip of {clip['clip_id']} missing")
     return path
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 # ------------------------------------------------------------------------- VideoPose3D
@@ -411,7 +407,7 @@ def hmmr_clip_examples(
                         "%s frame %d: no crop (%s)",
                         track_key(clip_id, track_id),
                         index,
-                        _one_line(err),
+                        error_line(err),
                     )
                     skipped[track_id] += 1
                     continue
@@ -667,15 +663,13 @@ def tool_versions() -> dict[str, str | None]:
 
 def _settings_hashes(root: Path) -> dict[str, dict[str, str]]:
     """stage -> item id (clip or video) -> the settings hash its status table recorded."""
-    from vidmine.runner import read_status
-
     out: dict[str, dict[str, str]] = {}
     for stage in PROVENANCE_STAGES:
         for path in sorted((root / "status" / stage).glob("*.parquet")):
-            status = read_status(path)
-            if {"id", "settings_hash"} <= set(status.columns):
-                ids = status["id"].astype(str)
-                out.setdefault(stage, {}).update(zip(ids, status["settings_hash"], strict=True))
+            # two fixed columns of STATUS_SCHEMA: no need to expand every row's fields JSON
+            status = pd.read_parquet(path, columns=["id", "settings_hash"])
+            ids = status["id"].astype(str)
+            out.setdefault(stage, {}).update(zip(ids, status["settings_hash"], strict=True))
     return out
 
 
@@ -904,15 +898,14 @@ def export_index(
 
 def _refuse(refused: list[tuple[str, str]], path: str | os.PathLike, err: FormatError) -> None:
     """Record an importer's refused input with its reason, and log it; the import goes on."""
-    refused.append((str(path), _one_line(err)))
-    log.warning("refused %s", _one_line(err))
+    refused.append((str(path), error_line(err)))
+    log.warning("refused %s", error_line(err))
 
 
 def _write_refused(out_dir: Path, refused: list[tuple[str, str]]) -> None:
     """``refused.tsv``: file and reason of every refused input (header only when none)."""
-    lines = ["file\treason"] + [f"{f}\t{' '.join(r.split())}" for f, r in refused]
-    with atomic_path(out_dir / REFUSED_FILE) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+    lines = ["file\treason"] + [f"{file}\t{reason}" for file, reason in refused]  # one-line
+    write_text_atomic(out_dir / REFUSED_FILE, "\n".join(lines) + "\n")
 
 
 def import_kinetics(
@@ -936,12 +929,13 @@ def import_kinetics(
     out.mkdir(parents=True, exist_ok=True)
     refused: list[tuple[str, str]] = []
     seqs: list[tuple[str, Any, dict[str, Any]]] = []
+    imported: set[str] = set()  # clip ids of seqs
     written = []
     for path in map(Path, pkl_paths):
         try:
             clip = read_kinetics_pkl(path)
             clip_id = f"{clip.youtube_id}_{clip.start}_{clip.end}"
-            if any(name == clip_id for name, _, _ in seqs):
+            if clip_id in imported:
                 raise FormatError(f"{path}: clip {clip_id} was already imported")
             if len(clip) == 0:
                 raise FormatError(f"{path}: no frame")
@@ -956,6 +950,7 @@ def import_kinetics(
         write_tracks(rows, target)
         written.append(str(target))
         seqs.append((clip_id, clip, arrays))
+        imported.add(clip_id)
         log.info(
             "%s: %d frames, %d track rows (%s projection)",
             clip_id,

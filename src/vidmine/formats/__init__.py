@@ -20,3 +20,9 @@ from __future__ import annotations
 
 class FormatError(ValueError):
     """A file does not have the layout its format requires (message: ``<file>: <problem>``)."""
+
+
+def error_line(err: BaseException) -> str:
+    """An error's message on one line (its type's name when it has none), for CLI output and
+    the refused lists of exports and imports."""
+    return " ".join(str(err).split()) or type(err).__name__

@@ -16,7 +16,9 @@ from typing import Any
 
 
 def _fail(err: BaseException) -> int:
-    print(f"vidmine: {' '.join(str(err).split()) or type(err).__name__}", file=sys.stderr)
+    from vidmine.formats import error_line
+
+    print(f"vidmine: {error_line(err)}", file=sys.stderr)
     return 2
 
 
