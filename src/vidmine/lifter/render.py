@@ -107,15 +107,13 @@ def _setup_3d(ax, radius: float = 1.0) -> None:
 def copy_or_placeholder_gif(gifs: list[Path], target: Path) -> Path:
     """The report's lifted-track GIF: the first rendered one, or a one-frame GIF saying that
     the dataset had no person track to lift (a report item must exist either way)."""
-    import shutil
-
     from PIL import Image, ImageDraw
 
-    from vidmine.io import atomic_path
+    from vidmine.io import atomic_path, link_or_copy
 
     with atomic_path(target) as tmp:
         if gifs:
-            shutil.copyfile(gifs[0], tmp)
+            link_or_copy(gifs[0], tmp)
         else:
             image = Image.new("RGB", (320, 80), "white")
             ImageDraw.Draw(image).text((10, 30), "no person tracks to lift", fill="black")
