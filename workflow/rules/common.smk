@@ -187,7 +187,11 @@ DETECT_ENVS = {
 }
 
 
-FLOW_ENVS = {"dis": "../envs/video.yaml", "raft": "../envs/torch.yaml"}
+FLOW_ENVS = {
+    "dis": "../envs/video.yaml",
+    "farneback": "../envs/video.yaml",
+    "raft": "../envs/torch.yaml",
+}
 
 FILTER_ENVS = {"cpu": "../envs/privacy.yaml", "torch": "../envs/torch.yaml"}
 

@@ -25,7 +25,7 @@ rule crops:
 
 
 # dis and farneback run on CPU in the shard's job; raft gets its env and a GPU (profiles/slurm).
-for _backend in ("dis", "farneback", "raft"):
+for _backend, _env in FLOW_ENVS.items():
 
     rule:
         name:
@@ -42,7 +42,7 @@ for _backend in ("dis", "farneback", "raft"):
         group:
             "shard_gpu" if _backend == "raft" else "shard_video"
         conda:
-            FLOW_ENVS.get(_backend, "../envs/video.yaml")
+            _env
         params:
             dataset_dir=dataset_dir,
             settings=stage_settings("flow"),

@@ -27,7 +27,7 @@ rule export_folder:
     log:
         "results/{dataset}/logs/export/{kind}.log",
     wildcard_constraints:
-        kind="detectron|hmmr|vpd|trackverse",
+        kind="|".join(EXPORT_FOLDERS),
     conda:
         "../envs/export.yaml"
     params:
