@@ -41,7 +41,6 @@ import pyarrow as pa
 from vidmine.crops import TrackCrops, load_track_crops
 from vidmine.flow import encode_flow_png, load_flow
 from vidmine.formats import FormatError, error_line
-from vidmine.formats._pickles import save_npz
 from vidmine.formats.hmmr import (
     hmmr_test_file_name,
     hmmr_train_file_name,
@@ -56,7 +55,6 @@ from vidmine.formats.kinetics import (
 )
 from vidmine.formats.videopose3d import (
     CustomEntry,
-    custom_2d_path,
     track_key,
     tracks_to_custom_entries,
     tracks_to_detectron,
@@ -74,8 +72,6 @@ from vidmine.io import (
     write_text_atomic,
 )
 from vidmine.tracks import (
-    COCO_LEFT,
-    COCO_RIGHT,
     N_KEYPOINTS,
     PERSON_CLASS_ID,
     boxes_array,
@@ -271,30 +267,11 @@ def export_videopose3d(
                 entry.first_frame,
             )
         entries.extend(got)
-    target = Path(out_npz)
-    if target.suffix != ".npz":
-        target = custom_2d_path(target, dataset_name)
-    if entries:
-        write_custom_2d(target, dataset_name, entries)
-    else:
-        _write_empty_custom_2d(target, dataset_name)
+    target = write_custom_2d(out_npz, dataset_name, entries, allow_empty=True)
+    if not entries:
+        log.warning("%s: no released person track, wrote a file without sequences", target)
     frames = sum(len(e.keypoints) for e in entries)
     return {"tracks": len(entries), "clips": clips, "frames": frames, "skipped": skipped}
-
-
-def _write_empty_custom_2d(target: Path, dataset_name: str) -> None:
-    """The custom-2D file without sequences (``write_custom_2d`` refuses to write one)."""
-    expected = f"data_2d_custom_{dataset_name}.npz"
-    if target.name != expected:
-        raise FormatError(f"{target}: VideoPose3D (-k {dataset_name}) only reads {expected}")
-    log.warning("%s: no released person track, writing a file without sequences", target)
-    metadata = {
-        "layout_name": "coco",
-        "num_joints": N_KEYPOINTS,
-        "keypoints_symmetry": [list(COCO_LEFT), list(COCO_RIGHT)],
-        "video_metadata": {},
-    }
-    save_npz(target, {"positions_2d": {}, "metadata": metadata})
 
 
 def export_detectron(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike) -> dict[str, int]:

@@ -34,7 +34,6 @@ from vidmine.formats._pickles import load_npz, npz_item, save_npz
 from vidmine.tracks import COCO_LEFT, COCO_RIGHT, N_KEYPOINTS, PERSON_CLASS_ID, keypoint_array
 
 CUSTOM_ACTION = "custom"  # the literal action name VideoPose3D's custom dataset uses (1.13)
-H36M_SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9", "S11")
 H36M_CAMERA_IDS = ("54138969", "55011271", "58860488", "60457274")  # positions_2d list order
 H36M_MOCAP_JOINTS = 32
 H36M_JOINTS = 17
@@ -79,7 +78,10 @@ def _check_keypoints(path: Any, name: str, kp: Any) -> np.ndarray:
 
 
 def write_custom_2d(
-    path: str | os.PathLike, dataset_name: str, entries: Sequence[CustomEntry]
+    path: str | os.PathLike,
+    dataset_name: str,
+    entries: Sequence[CustomEntry],
+    allow_empty: bool = False,
 ) -> Path:
     """Write ``data_2d_custom_<dataset_name>.npz`` (FORMATS.md 1.3); return the file written.
 
@@ -87,15 +89,17 @@ def write_custom_2d(
     ``data_2d_custom_<dataset_name>.npz`` because that is the only name ``run.py -k`` finds.
     Keys: ``positions_2d`` = {name: {'custom': [kp (T, 17, 2) float32]}} (a one-camera list)
     and ``metadata`` = COCO layout, symmetry lists and ``video_metadata`` {name: {w, h}}.
+    VideoPose3D needs at least one sequence; ``allow_empty`` writes a file without any (an
+    export of a dataset with no person track still has its target).
     """
     target = Path(path)
-    expected = f"data_2d_custom_{dataset_name}.npz"
+    expected = custom_2d_path(target, dataset_name).name
     if target.suffix == ".npz":
         if target.name != expected:
             raise FormatError(f"{target}: VideoPose3D (-k {dataset_name}) only reads {expected}")
     else:
         target = target / expected
-    if not entries:
+    if not entries and not allow_empty:
         raise FormatError(f"{target}: no sequences to write (VideoPose3D needs at least one)")
     positions: dict[str, dict[str, list[np.ndarray]]] = {}
     videos: dict[str, dict[str, int]] = {}
