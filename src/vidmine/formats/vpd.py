@@ -36,7 +36,7 @@ from PIL import Image
 
 from vidmine.formats import FormatError
 from vidmine.formats._pickles import one_line
-from vidmine.io import atomic_path
+from vidmine.io import atomic_path, write_text_atomic
 from vidmine.tracks import N_KEYPOINTS, PERSON_CLASS_ID, encode_mask_png, keypoint_array
 
 BOXES_FILE = "boxes.json"
@@ -163,8 +163,7 @@ def write_vpd_pose(
             entries.append([_num(item.score, 5), box, b64])
         if entries:
             mask_rows.append([int(frame), entries])
-    with atomic_path(folder / BOXES_FILE) as tmp:
-        tmp.write_text(json.dumps(box_rows))
+    write_text_atomic(folder / BOXES_FILE, json.dumps(box_rows))
     _dump_gz(folder / KEYPOINTS_FILE, kp_rows)
     _dump_gz(folder / MASKS_FILE, mask_rows)
 
