@@ -155,7 +155,12 @@ class RAFTBackend:
         import torch
         from torchvision.models.optical_flow import raft_large, raft_small
 
-        from vidmine.weights import WeightsError, resolve_weights, sha256_from_file_name
+        from vidmine.weights import (
+            WeightsError,
+            load_state_dict,
+            resolve_weights,
+            sha256_from_file_name,
+        )
 
         model = model.lower().removeprefix("raft_")
         if model not in ("large", "small"):
@@ -173,9 +178,7 @@ class RAFTBackend:
             if sha256 is None and urlparse(source).scheme in ("http", "https"):
                 sha256 = sha256_from_file_name(source)
             self.weights_path = resolve_weights(source, sha256)
-            state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
-            if isinstance(state, dict) and "state_dict" in state:
-                state = state["state_dict"]
+            state = load_state_dict(self.weights_path)
             state = {k.removeprefix("module."): v for k, v in state.items()}
             try:
                 self.net.load_state_dict(state)

@@ -13,6 +13,7 @@ import re
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from vidmine.io import atomic_path
@@ -81,3 +82,14 @@ def resolve_weights(
         raise WeightsError(f"{path}: weights file not found")
     _check(path, sha256)
     return path
+
+
+def load_state_dict(path: str | Path) -> Any:
+    """A weights file's tensors on the CPU, taken out of a training checkpoint's ``state_dict``
+    entry where there is one. ``weights_only``: loading runs no pickled code."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        return state["state_dict"]
+    return state

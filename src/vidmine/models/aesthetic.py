@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from vidmine.weights import WeightsError, resolve_weights
+from vidmine.weights import WeightsError, load_state_dict, resolve_weights
 
 OPENAI_VIT_L14_URL = (
     "https://openaipublic.azureedge.net/clip/models/"
@@ -141,7 +141,7 @@ def load_linear_head(path: Path, embed_dim: int):
     import torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_state_dict(path)
     except Exception as exc:  # unpickling refused, not a torch file, ...: the same user error
         raise WeightsError(f"{path}: cannot read aesthetic head ({_first_line(exc)})") from exc
     weight, bias = linear_head_tensors(state, path)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from vidmine.weights import resolve_weights
+from vidmine.weights import load_state_dict, resolve_weights
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -54,10 +54,7 @@ class ResNetCartoonScorer:
         path = resolve_weights(settings["weights"], settings.get("sha256"))
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.model = build_model()
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self.model.load_state_dict(
-            state.get("state_dict", state) if isinstance(state, dict) else state
-        )
+        self.model.load_state_dict(load_state_dict(path))
         self.model.eval().to(self.device)
         self.batch_size = settings.get("batch_size", 16)
 
