@@ -2,9 +2,9 @@
 
 Every export builds ONE target from ``results/{dataset}/`` (a file, or a folder), so each is a
 single Snakemake target and a single command. Targets are written atomically: a file through
-:func:`vidmine.io.atomic_path`, a folder in a hidden sibling ``.{name}.partial-<pid>`` that is
-renamed over the old one at the end, so a killed job never leaves a half-built export that
-looks complete (``remove_partials`` sweeps what it leaves instead).
+:func:`vidmine.io.atomic_path`, a folder through :func:`vidmine.io.atomic_dir` (a hidden sibling
+``.{name}.partial-<pid>`` renamed over the old one at the end), so a killed job never leaves a
+half-built export that looks complete (``remove_partials`` sweeps what it leaves instead).
 
 What is exported is the released product only: pixels come from ``released_clips.parquet``
 (blurred and audited clips under ``clips/``), and pose exports (VideoPose3D, Detectron, HMMR,
@@ -27,9 +27,7 @@ import logging
 import math
 import os
 import re
-import shutil
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +63,7 @@ from vidmine.formats.vpd import MASK_MIN_SCORE, crop_file_names, tracks_to_vpd, 
 from vidmine.frames import iter_frames
 from vidmine.gather import CLIP_COLUMNS as GATHER_CLIP_COLUMNS
 from vidmine.io import (
-    PARTIAL_MARKER,
+    atomic_dir,
     link_or_copy,
     write_npz,
     write_table_atomic,
@@ -126,43 +124,6 @@ REFUSED_FILE = "refused.tsv"
 
 
 # ------------------------------------------------------------------------------ plumbing
-
-
-@contextmanager
-def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty hidden sibling folder; on success it replaces ``final`` as a whole.
-
-    The old ``final`` (if any) is moved aside first and deleted after the swap; on error the
-    new folder is deleted and the old one put back. Both temporary names carry the
-    ``.partial-`` marker, so ``remove_partials`` cleans up after a killed job.
-    """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}{PARTIAL_MARKER}{os.getpid()}")
-    old = final.with_name(f".{final.name}.old{PARTIAL_MARKER}{os.getpid()}")
-    for leftover in (tmp, old):
-        _remove(leftover)
-    tmp.mkdir()
-    moved = False
-    try:
-        yield tmp
-        if final.exists() or final.is_symlink():
-            os.replace(final, old)
-            moved = True
-        os.replace(tmp, final)
-    except BaseException:
-        _remove(tmp)
-        if moved and not final.exists():
-            os.replace(old, final)
-        raise
-    _remove(old)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def _dataset_root(dataset_dir: str | os.PathLike) -> Path:

@@ -73,10 +73,7 @@ def remove_partials(folder: str | os.PathLike) -> int:
         return 0
     removed = 0
     for leftover in sorted(folder.rglob(f".*{PARTIAL_MARKER}*")):
-        if leftover.is_dir():
-            shutil.rmtree(leftover, ignore_errors=True)  # a download or cut work folder
-        else:
-            leftover.unlink(missing_ok=True)
+        remove_path(leftover)  # a temp file, or a download, cut or export work folder
         removed += 1
     return removed
 
@@ -121,3 +118,41 @@ def write_npz(
             for name, array in arrays.items():
                 with zf.open(f"{name}.npy", "w", force_zip64=True) as handle:
                     write_array(handle, array)
+
+
+@contextmanager
+def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty hidden sibling folder; on success it replaces ``final`` as a whole.
+
+    The old ``final`` (if any) is moved aside first and deleted after the swap; on error the
+    new folder is deleted and the old one put back. Both temporary names carry the
+    ``.partial-`` marker, so ``remove_partials`` cleans up after a killed job.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}{PARTIAL_MARKER}{os.getpid()}")
+    old = final.with_name(f".{final.name}.old{PARTIAL_MARKER}{os.getpid()}")
+    for leftover in (tmp, old):
+        remove_path(leftover)
+    tmp.mkdir()
+    moved = False
+    try:
+        yield tmp
+        if final.exists() or final.is_symlink():
+            os.replace(final, old)
+            moved = True
+        os.replace(tmp, final)
+    except BaseException:
+        remove_path(tmp)
+        if moved and not final.exists():
+            os.replace(old, final)
+        raise
+    remove_path(old)
+
+
+def remove_path(path: Path) -> None:
+    """Delete a file, a link or a whole folder (not what a link points to), if it exists."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
