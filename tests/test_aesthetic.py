@@ -17,15 +17,15 @@ from conftest import VideoServer
 from vidmine.config import validate_config
 from vidmine.frames import read_frames_at
 from vidmine.layout import DatasetLayout
-from vidmine.models.aesthetic import (
+from vidmine.probing import probe_video
+from vidmine.stages.filter.backends.aesthetic import (
     OPENAI_VIT_L14_URL,
     ClipAestheticScorer,
     clip_checksum,
     load_linear_head,
     openai_sha256,
 )
-from vidmine.stages.filter import FilterStage
-from vidmine.stages.probe import probe_video
+from vidmine.stages.filter.stage import FilterStage
 from vidmine.weights import WeightsError
 
 TINY = "vidmine-tiny-ViT"

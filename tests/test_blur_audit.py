@@ -5,11 +5,12 @@ import numpy as np
 import pytest
 
 from vidmine.config import validate_config
+from vidmine.faces import FaceAuditor, FaceBlurrer, detection_shape
 from vidmine.frames import pipe_frames, read_frames_at
 from vidmine.layout import DatasetLayout
-from vidmine.stages.audit import AuditStage, FaceAuditor
-from vidmine.stages.blur import BlurStage, FaceBlurrer, detection_shape
-from vidmine.stages.probe import probe_video
+from vidmine.probing import probe_video
+from vidmine.stages.audit.stage import AuditStage
+from vidmine.stages.blur.stage import BlurStage
 
 
 def dataset_settings(**overrides):

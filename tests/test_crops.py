@@ -12,18 +12,16 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from vidmine.crops import (
-    TrackCrops,
+from vidmine.formats.track_crops import TrackCrops, load_track_crops, save_track_crops
+from vidmine.frames import iter_frames
+from vidmine.stages.crops.geometry import (
     clamp_box,
     crop_window,
     extract_clip_crops,
     extract_crop,
     extract_track_crops,
-    load_track_crops,
     mask_crop,
-    save_track_crops,
 )
-from vidmine.frames import iter_frames
 
 H, W = 80, 100  # synthetic frame size
 

@@ -7,11 +7,12 @@ import shutil
 import numpy as np
 import pytest
 
-from vidmine.crops import crop_window, load_track_crops
-from vidmine.flow import load_flow
+from vidmine.formats.track_crops import load_track_crops
+from vidmine.formats.track_flow import load_flow
 from vidmine.layout import DatasetLayout
-from vidmine.stages.crops import CropsStage
-from vidmine.stages.flow import FlowStage
+from vidmine.stages.crops.geometry import crop_window
+from vidmine.stages.crops.stage import CropsStage
+from vidmine.stages.flow.stage import FlowStage
 from vidmine.tracks import write_tracks
 
 CROPS = {"size": 64, "pad": 0.1, "smooth": True, "min_track_frames": 2, "masks": True}

@@ -11,19 +11,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vidmine.detect.base import BackendUnavailable, Detections, make_detector, no_keypoints
-from vidmine.detect.detectron2_backend import instances_to_detections
-from vidmine.detect.torchvision_backend import people_to_detections
-from vidmine.detect.tracking import (
+from vidmine.errors import BackendUnavailable
+from vidmine.frames import FFMPEG
+from vidmine.layout import DatasetLayout
+from vidmine.stages.detect.backends.detectron2 import instances_to_detections
+from vidmine.stages.detect.backends.torchvision import people_to_detections
+from vidmine.stages.detect.detections import Detections, make_detector, no_keypoints
+from vidmine.stages.detect.stage import DetectStage, iter_sampled, sampled_frames
+from vidmine.stages.detect.tracking import (
     ClipTracker,
     FrameDetections,
     TrackingSettings,
     encode_mask,
     track_rows,
 )
-from vidmine.frames import FFMPEG
-from vidmine.layout import DatasetLayout
-from vidmine.stages.detect import DetectStage, iter_sampled, sampled_frames
 from vidmine.tracks import TRACK_COLUMNS, decode_mask_png, keypoint_array, read_tracks
 from vidmine.weights import sha256_from_file_name
 
@@ -79,7 +80,7 @@ def mediapipe_tracks(bikes_man_clip):
 
 
 def test_pose_bundle_is_an_uncompressed_zip_of_both_models_with_metadata(tmp_path):
-    from vidmine.detect.mediapipe_backend import build_pose_bundle
+    from vidmine.stages.detect.backends.mediapipe import build_pose_bundle
 
     bundle = build_pose_bundle("full", cache=tmp_path)
     with zipfile.ZipFile(bundle) as archive:

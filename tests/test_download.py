@@ -9,10 +9,10 @@ from vidmine.config import validate_config
 from vidmine.layout import DatasetLayout
 from vidmine.manifest import write_manifest
 from vidmine.pipeline import run_stage
+from vidmine.probing import probe_video
 from vidmine.runner import read_status
 from vidmine.sources import SourceRecord, read_demo
-from vidmine.stages.download import DownloadStage
-from vidmine.stages.probe import probe_video
+from vidmine.stages.download.stage import DownloadStage
 
 
 def settings(**overrides):

@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vidmine.crops import extract_clip_crops, load_track_crops, save_track_crops
 from vidmine.export import (
     atomic_dir,
     export_detectron,
@@ -36,7 +35,6 @@ from vidmine.export import (
     import_kinetics,
     load_kinetics_lifter,
 )
-from vidmine.flow import DISBackend, compute_track_flow, decode_flow_png, load_flow, save_flow
 from vidmine.formats import FormatError
 from vidmine.formats.cli import register
 from vidmine.formats.hmmr import (
@@ -45,11 +43,16 @@ from vidmine.formats.hmmr import (
     read_hmmr_tfrecord,
     track_to_hmmr_example,
 )
+from vidmine.formats.track_crops import load_track_crops, save_track_crops
+from vidmine.formats.track_flow import load_flow, save_flow
+from vidmine.formats.trackverse import build_index, track_record, write_lines_gzip, write_meta
 from vidmine.formats.videopose3d import read_custom_2d, read_detectron_clip
-from vidmine.formats.vpd import crop_file_names, encode_mask_png, read_vpd_pose
+from vidmine.formats.vpd import crop_file_names, decode_flow_png, encode_mask_png, read_vpd_pose
 from vidmine.frames import iter_frames
 from vidmine.io import write_table_atomic
 from vidmine.runner import status_table
+from vidmine.stages.crops.geometry import extract_clip_crops
+from vidmine.stages.flow.backends import DISBackend, compute_track_flow
 from vidmine.tracks import (
     boxes_array,
     empty_tracks,
@@ -57,7 +60,6 @@ from vidmine.tracks import (
     read_tracks,
     write_tracks,
 )
-from vidmine.trackverse import build_index, track_record, write_lines_gzip, write_meta
 
 W, H, FPS = 176, 144, 25.0  # the carphone clip's size; FPS is the clip table's (for times)
 CLIP_START = {"vidA-c000": 2.0, "vidB-c000": 0.0, "vidC-c000": 0.0, "vidD-c000": 4.0}

@@ -10,8 +10,8 @@ import pytest
 from vidmine.config import validate_config
 from vidmine.frames import VideoWriter, read_frames_at, shrink_to_width
 from vidmine.layout import DatasetLayout
-from vidmine.stages.filter import FilterStage, HeuristicCartoonScorer, frame_scores
-from vidmine.stages.probe import probe_video
+from vidmine.probing import probe_video
+from vidmine.stages.filter.stage import FilterStage, HeuristicCartoonScorer, frame_scores
 
 
 def settings(**overrides):
@@ -171,7 +171,7 @@ def test_resnet18_backend_loads_weights_by_url_with_checksum(
     import torch
 
     from conftest import VideoServer
-    from vidmine.models.cartoon import build_model
+    from vidmine.stages.filter.backends.cartoon import build_model
     from vidmine.weights import WeightsError
 
     torch.manual_seed(0)

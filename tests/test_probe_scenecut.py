@@ -8,8 +8,9 @@ import pytest
 
 from vidmine.config import validate_config
 from vidmine.layout import DatasetLayout
-from vidmine.stages.probe import ProbeStage, probe_video
-from vidmine.stages.scenecut import SceneCutStage, detect_shots, plan_clips, split_long
+from vidmine.probing import probe_video
+from vidmine.stages.probe.stage import ProbeStage
+from vidmine.stages.scenecut.stage import SceneCutStage, detect_shots, plan_clips, split_long
 
 BIKES_CUTS = [30, 76, 137, 187, 242]
 

@@ -9,13 +9,18 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 
 from vidmine.io import atomic_path, partial_path, remove_partials
 from vidmine.layout import DatasetLayout
 from vidmine.manifest import write_manifest
+from vidmine.probing import probe_video
+from vidmine.tables import TEXT, Table
 from vidmine.runner import ItemResult, Journal, journal_path, read_status, run_shard
 from vidmine.sources import SourceRecord
-from vidmine.stages.probe import probe_video
+
+
+ROWS = Table("rows", "an item of the counting stage", pa.schema([("x", TEXT)]))
 
 
 class CountingStage:
@@ -54,6 +59,7 @@ def run(stage, ids, tmp_path, **kwargs):
         tmp_path / "status.parquet",
         base=stage.folder,
         table_path=tmp_path / "rows.parquet",
+        table=ROWS,
         **kwargs,
     )
 

@@ -105,7 +105,7 @@ def test_demo_drops_the_cartoon_and_releases_only_audited_blurred_clips(demo_run
 
 @pytest.mark.slow
 def test_demo_tracks_people_and_writes_trackverse_records_and_subsets(demo_run):
-    from vidmine.trackverse import V1_KEYS, read_jsonl_gzip
+    from vidmine.formats.trackverse import V1_KEYS, read_jsonl_gzip
 
     root = demo_run / "results" / "demo"
     tracks = pd.read_parquet(root / "tracks.parquet")
@@ -125,8 +125,8 @@ def test_demo_tracks_people_and_writes_trackverse_records_and_subsets(demo_run):
 
 @pytest.mark.slow
 def test_demo_crops_every_person_track_with_mask_and_flow(demo_run):
-    from vidmine.crops import load_track_crops
-    from vidmine.flow import load_flow
+    from vidmine.formats.track_crops import load_track_crops
+    from vidmine.formats.track_flow import load_flow
 
     root = demo_run / "results" / "demo"
     tracks = pd.read_parquet(root / "tracks.parquet")

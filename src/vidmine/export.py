@@ -36,8 +36,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from vidmine.crops import TrackCrops, load_track_crops
-from vidmine.flow import encode_flow_png, load_flow
 from vidmine.formats import FormatError, error_line
 from vidmine.formats.hmmr import (
     hmmr_test_file_name,
@@ -51,6 +49,8 @@ from vidmine.formats.kinetics import (
     kinetics_to_track_rows,
     read_kinetics_pkl,
 )
+from vidmine.formats.track_crops import TrackCrops, load_track_crops
+from vidmine.formats.track_flow import load_flow
 from vidmine.formats.videopose3d import (
     CustomEntry,
     track_key,
@@ -59,7 +59,13 @@ from vidmine.formats.videopose3d import (
     write_custom_2d,
     write_detectron_clip,
 )
-from vidmine.formats.vpd import MASK_MIN_SCORE, crop_file_names, tracks_to_vpd, write_vpd_pose
+from vidmine.formats.vpd import (
+    MASK_MIN_SCORE,
+    crop_file_names,
+    encode_flow_png,
+    tracks_to_vpd,
+    write_vpd_pose,
+)
 from vidmine.frames import iter_frames
 from vidmine.gather import CLIP_COLUMNS as GATHER_CLIP_COLUMNS
 from vidmine.io import (

@@ -9,19 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-STAGES = (
-    "download",
-    "probe",
-    "scenecut",
-    "filter",
-    "blur",
-    "audit",
-    "detect",
-    "trackverse",
-    "crops",
-    "flow",
-)
-
 
 @dataclass(frozen=True)
 class DatasetLayout:

@@ -29,7 +29,8 @@ import pyarrow as pa
 from tqdm import tqdm
 
 from vidmine.config import settings_hash
-from vidmine.io import remove_partials, write_parquet_atomic, write_table_atomic
+from vidmine.io import remove_partials, write_table_atomic
+from vidmine.tables import Table
 
 log = logging.getLogger(__name__)
 
@@ -153,12 +154,16 @@ def run_shard(
     base: str | Path,
     table_path: str | Path | None = None,
     retry_failed: bool = False,
+    table: Table | None = None,
 ) -> pd.DataFrame:
     """Process a shard's items through ``stage`` and write its status table (and row table).
 
     ``base`` is the dataset folder: item outputs are stored relative to it, so a results folder
-    can be moved or compared between runs.
+    can be moved or compared between runs. The items' rows go to ``table_path`` through
+    ``table``'s schema (:mod:`vidmine.tables`).
     """
+    if (table is None) != (table_path is None):
+        raise ValueError("run_shard: a row table needs both table and table_path")
     status_path, base = Path(status_path), Path(base)
     for folder in stage.output_folders():
         if removed := remove_partials(folder):
@@ -191,9 +196,8 @@ def run_shard(
     log.info(
         "%s %s: %s; %d reused from an earlier run", stage.name, status_path.stem, counts, reused
     )
-    if table_path is not None:
-        rows = [row for entry in entries for row in entry.get("rows", [])]
-        write_parquet_atomic(pd.DataFrame(rows), table_path)
+    if table is not None:
+        table.write([row for entry in entries for row in entry.get("rows", [])], table_path)
     status = status_table(entries)
     write_table_atomic(status, status_path)
     return status.to_pandas()

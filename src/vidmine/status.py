@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pyarrow.parquet as pq
 
-from vidmine.layout import STAGES, DatasetLayout
+from vidmine.layout import DatasetLayout
 from vidmine.manifest import read_manifest
+from vidmine.registry import BY_NAME, CLIP, STAGES, VIDEO, StageSpec
 from vidmine.runner import FAILED, OK, Journal, journal_path
 
 
@@ -25,6 +26,7 @@ class StageSummary:
     expected: int = 0
     shards_done: int = 0
     shards_running: int = 0
+    upstream_pending: int = 0
 
     @property
     def pending(self) -> int:
@@ -50,26 +52,46 @@ def _clip_count(layout: DatasetLayout, shards: list[str]) -> int:
     return sum(pq.ParquetFile(t).metadata.num_rows for t in tables if t.exists())
 
 
+def _video_of(item_id: str) -> str:
+    """A clip id's video (ids carry their parent: ``{video_id}-cNNN``)."""
+    return item_id.rsplit("-c", 1)[0]
+
+
+def _expected(
+    entry: StageSpec, summaries: dict[str, StageSummary], ok_ids: dict[str, set[str]], base: dict
+) -> int:
+    """How many items ``entry`` should see: those every stage it reads passed on (in its item
+    kind), plus what those stages still have pending."""
+    if not entry.reads:
+        return base["videos"] if entry.reads_manifest else base["clips"]
+    passed = set.intersection(*(ok_ids[name] for name in entry.reads))
+    if entry.item == VIDEO and any(BY_NAME[name].item == CLIP for name in entry.reads):
+        passed = {_video_of(item_id) for item_id in passed}
+    return len(passed) + max(summaries[name].upstream_pending for name in entry.reads)
+
+
 def summarise(layout: DatasetLayout) -> list[StageSummary]:
+    """Per registry stage, in registry order: counts, top failure reasons, what is pending."""
     manifest = read_manifest(layout.manifest)
     shards = sorted(manifest.shard.unique())
-    expected = len(manifest)
-    summaries = []
-    for stage in STAGES:
-        entries, done, running = _entries(layout, stage, shards)
-        summary = StageSummary(stage, expected=expected, shards_done=done, shards_running=running)
-        for entry in entries:
-            summary.counts[entry["status"]] += 1
-            if entry["status"] == FAILED:
-                summary.reasons[entry["reason"][:90]] += 1
-        summaries.append(summary)
-        # What the next stage should see: the items this one passed on. Granularity changes at
-        # the scene cut: from videos to the clips they were cut into.
-        if stage == "scenecut":
-            expected = _clip_count(layout, shards)
-        else:
-            expected = summary.counts[OK] + (summary.pending if done < len(shards) else 0)
-    return summaries
+    base = {"videos": len(manifest), "clips": _clip_count(layout, shards)}
+    summaries: dict[str, StageSummary] = {}
+    ok_ids: dict[str, set[str]] = {}
+    for entry in STAGES:
+        entries, done, running = _entries(layout, entry.name, shards)
+        expected = _expected(entry, summaries, ok_ids, base)
+        summary = StageSummary(entry.name, expected=expected, shards_done=done)
+        summary.shards_running = running
+        for item in entries:
+            summary.counts[item["status"]] += 1
+            if item["status"] == FAILED:
+                summary.reasons[item["reason"][:90]] += 1
+        ok_ids[entry.name] = {item["id"] for item in entries if item["status"] == OK}
+        # What the next stage should still wait for: this one's pending items, while some of
+        # its shards have not finished.
+        summary.upstream_pending = summary.pending if done < len(shards) else 0
+        summaries[entry.name] = summary
+    return list(summaries.values())
 
 
 def format_summary(dataset: str, summaries: list[StageSummary], n_shards: int, top: int = 3) -> str:

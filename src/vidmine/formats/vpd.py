@@ -30,12 +30,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import cv2
 import numpy as np
 import pandas as pd
 from PIL import Image
 
 from vidmine.formats import FormatError
 from vidmine.formats._pickles import one_line
+from vidmine.formats.track_crops import TrackCrops
 from vidmine.io import atomic_path, write_text_atomic
 from vidmine.tracks import N_KEYPOINTS, PERSON_CLASS_ID, encode_mask_png, keypoint_array
 
@@ -43,6 +45,7 @@ BOXES_FILE = "boxes.json"
 KEYPOINTS_FILE = "coco_keypoints.json.gz"
 MASKS_FILE = "mask.json.gz"
 MASK_MIN_SCORE = 0.8  # extract_square_crops.py only crops masks scoring above this
+FLOW_CLIP = 20.0  # VPD's --clip default for its flow PNGs
 
 
 class VpdPose(NamedTuple):
@@ -297,3 +300,77 @@ def tracks_to_vpd(
                 )
             masks[frame] = [VpdMask(float(row.score), (ix, iy, w, h), mask)]
     return boxes, poses, masks
+
+
+# ------------------------------------------------------------------ crop and flow PNGs
+
+
+def encode_flow_png(
+    flow: np.ndarray, clip: float = FLOW_CLIP, subtract_median: bool = False
+) -> np.ndarray:
+    """VPD's flow image: (H, W, 3) uint8 in OpenCV's BGR order, B = dx, G = dy, R = 128.
+
+    Clip to [-clip, clip], add clip, scale by 255 / (2 clip + 1) in float32 and truncate to
+    uint8, so 0 px -> 124, +20 -> 248, -20 -> 0. ``cv2.imwrite`` of the result writes VPD's
+    ``<frame>.<name>.png``. ``subtract_median`` removes each channel's median first (VPD's
+    ``--subtract_median``, which cancels camera pans).
+    """
+    flow = np.asarray(flow, np.float32)
+    if flow.ndim != 3 or flow.shape[-1] != 2:
+        raise ValueError(f"need an (H, W, 2) flow, got {flow.shape}")
+    if subtract_median:
+        flow = flow - np.median(flow, axis=(0, 1)).astype(np.float32)
+    c = np.float32(clip)
+    scaled = (np.clip(np.nan_to_num(flow), -c, c) + c) * np.float32(255 / (2 * clip + 1))
+    image = np.empty((*flow.shape[:2], 3), np.uint8)
+    image[..., :2] = scaled.astype(np.uint8)
+    image[..., 2] = 128
+    return image
+
+
+def decode_flow_png(image: np.ndarray, clip: float = FLOW_CLIP) -> np.ndarray:
+    """Flow from a VPD flow image as ``cv2.imread`` returns it (BGR): ``pixel (2c+1)/255 - c``.
+
+    Encoding truncates, so the decoded value is at most one step (41/255 px for c = 20) below
+    the clipped original. (VPD's own training loader uses ``pixel / 255 - 0.5`` instead, which
+    is not this inverse; FORMATS.md 2.4.)
+    """
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[-1] < 2:
+        raise ValueError(f"need an (H, W, 3) flow image, got {image.shape}")
+    step = np.float32((2 * clip + 1) / 255)
+    return image[..., :2].astype(np.float32) * step - np.float32(clip)
+
+
+def write_vpd_crops(
+    folder: Path,
+    crops: TrackCrops,
+    flow: tuple[np.ndarray, np.ndarray] | None,
+    scores: dict[int, float],
+) -> dict[str, int]:
+    """One track's crop folder (FORMATS.md 2.3-2.4): rgb, prev, mask and flow PNGs per frame.
+
+    ``<frame>.mask.png`` is written only where the track's mask scores above VPD's 0.8 (the
+    score written with it in ``mask.json.gz``), as ``extract_square_crops.py`` would.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    flow_rows = {} if flow is None else {int(f): i for i, f in enumerate(flow[1])}
+    counts = {"crops": 0, "masks": 0, "flows": 0}
+
+    def save(name: str, image: np.ndarray) -> None:
+        if not cv2.imwrite(str(folder / name), image):
+            raise OSError(f"{folder / name}: cv2.imwrite failed")
+
+    for i, frame in enumerate(crops.frames.astype(int)):
+        names = crop_file_names(int(frame))
+        save(names["rgb"], crops.crops[i])
+        save(names["prev"], crops.prev_crops[i])
+        counts["crops"] += 1
+        has_mask = crops.masks is not None and crops.has_mask is not None and crops.has_mask[i]
+        if has_mask and scores.get(int(frame), 0.0) > MASK_MIN_SCORE:
+            save(names["mask"], crops.masks[i].astype(np.uint8) * 255)
+            counts["masks"] += 1
+        if flow is not None and int(frame) in flow_rows:
+            save(names["flow"], encode_flow_png(flow[0][flow_rows[int(frame)]]))
+            counts["flows"] += 1
+    return counts

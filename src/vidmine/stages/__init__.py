@@ -1,5 +1,6 @@
-"""Pipeline stages: each one small class that processes one item and returns an ``ItemResult``.
-
-The shard runner (``vidmine.runner``) does everything around that: skipping, atomic status
-tables, progress and failure capture.
+"""Pipeline stages, one folder each (``docs/architecture.md``): ``items.py`` selects a shard's
+items from the stages before it, ``stage.py`` processes one item and returns an ``ItemResult``,
+and where a stage has them, ``backends``, ``gather.py`` (its dataset-level table) and
+``report.py`` (its report items). The registry (:mod:`vidmine.registry`) says how they connect;
+the shard runner (:mod:`vidmine.runner`) does everything around one item.
 """

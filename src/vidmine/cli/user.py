@@ -1,0 +1,70 @@
+"""User commands: what a dataset looks like now, is a config valid, delete private pixels."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+COMMANDS = ("status", "check-config", "purge")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from vidmine.layout import DatasetLayout
+    from vidmine.manifest import shard_names
+    from vidmine.status import format_summary, summarise
+
+    layout = DatasetLayout(Path(args.results), args.dataset)
+    if not layout.manifest.exists():
+        print(f"{layout.manifest}: no manifest yet for dataset {args.dataset!r}", file=sys.stderr)
+        return 1
+    print(format_summary(args.dataset, summarise(layout), len(shard_names(layout.manifest))))
+    return 0
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    """Delete a dataset's unblurred intermediates; released clips (hard links) stay."""
+    import shutil
+
+    from vidmine.layout import DatasetLayout
+
+    layout = DatasetLayout(Path(args.results), args.dataset)
+    folders = [layout.root / "private", layout.root / "work" / "blurred"]
+    present = [f for f in folders if f.exists()]
+    if not present:
+        print(f"{layout.root}: nothing private to delete")
+        return 0
+    if not args.yes:
+        print("would delete (add --yes): " + ", ".join(map(str, present)))
+        return 1
+    for folder in present:
+        shutil.rmtree(folder)
+        print(f"deleted {folder}")
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from vidmine.config import load_config
+
+    config = load_config(args.config)
+    print(json.dumps(config, indent=2) if args.show else f"{args.config}: ok")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("status", help="per stage: ok, failed (top reasons) and pending")
+    p.add_argument("dataset")
+    p.add_argument("--results", default="results", help="the results folder (default: results)")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("check-config", help="validate a config file against the schema")
+    p.add_argument("config", nargs="?", default="config/config.yaml")
+    p.add_argument("--show", action="store_true", help="print it with defaults filled in")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("purge", help="delete a dataset's unblurred intermediates after a run")
+    p.add_argument("dataset")
+    p.add_argument("--results", default="results")
+    p.add_argument("--yes", action="store_true", help="really delete")
+    p.set_defaults(func=cmd_purge)

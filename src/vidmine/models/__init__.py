@@ -1,1 +1,0 @@
-"""Model backends that need torch; imported only when a config asks for them."""

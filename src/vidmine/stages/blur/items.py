@@ -1,0 +1,11 @@
+"""The blur takes the clips the filter kept."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vidmine.upstream import Upstream
+
+
+def select_items(upstream: Upstream) -> list[dict[str, Any]]:
+    return upstream.clips(passed="filter")

@@ -1,0 +1,1 @@
+"""Crops: VPD-style square person crops from the released clips (``stage``, ``geometry``)."""

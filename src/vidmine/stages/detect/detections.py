@@ -1,0 +1,123 @@
+"""The detector interface shared by all backends."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from vidmine.errors import BackendUnavailable
+from vidmine.tracks import N_KEYPOINTS
+
+# COCO category names by id (the 80 "thing" classes of the 91-id numbering that torchvision and
+# Detectron use); index = category id.
+COCO_CATEGORIES = [
+    "__background__", "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train",
+    "truck", "boat", "traffic light", "fire hydrant", "N/A", "stop sign", "parking meter",
+    "bench", "bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra",
+    "giraffe", "N/A", "backpack", "umbrella", "N/A", "N/A", "handbag", "tie", "suitcase",
+    "frisbee", "skis", "snowboard", "sports ball", "kite", "baseball bat", "baseball glove",
+    "skateboard", "surfboard", "tennis racket", "bottle", "N/A", "wine glass", "cup", "fork",
+    "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange", "broccoli", "carrot",
+    "hot dog", "pizza", "donut", "cake", "chair", "couch", "potted plant", "bed", "N/A",
+    "dining table", "N/A", "N/A", "toilet", "N/A", "tv", "laptop", "mouse", "remote",
+    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "N/A",
+    "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+]  # fmt: skip
+
+
+
+
+@dataclass
+class Detections:
+    """Detections in one frame, in that frame's pixels.
+
+    ``keypoints`` is (N, 17, 3) COCO-17 x, y, score with NaN rows for boxes without keypoints
+    (objects); ``masks`` holds one boolean full-frame mask per box, or None where there is none.
+    """
+
+    boxes: np.ndarray  # (N, 4) float32 x1, y1, x2, y2
+    scores: np.ndarray  # (N,) float32
+    class_ids: np.ndarray  # (N,) int32 COCO category ids
+    keypoints: np.ndarray  # (N, 17, 3) float32
+    masks: list[np.ndarray | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.masks:
+            self.masks = [None] * len(self.boxes)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(
+            np.zeros((0, 4), np.float32),
+            np.zeros(0, np.float32),
+            np.zeros(0, np.int32),
+            np.zeros((0, N_KEYPOINTS, 3), np.float32),
+        )
+
+    @classmethod
+    def concat(cls, parts: list[Detections]) -> Detections:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.empty()
+        return cls(
+            np.concatenate([p.boxes for p in parts]).astype(np.float32),
+            np.concatenate([p.scores for p in parts]).astype(np.float32),
+            np.concatenate([p.class_ids for p in parts]).astype(np.int32),
+            np.concatenate([p.keypoints for p in parts]).astype(np.float32),
+            [m for p in parts for m in p.masks],
+        )
+
+    def select(self, keep: np.ndarray) -> Detections:
+        index = np.flatnonzero(keep) if keep.dtype == bool else keep
+        return Detections(
+            self.boxes[index],
+            self.scores[index],
+            self.class_ids[index],
+            self.keypoints[index],
+            [self.masks[i] for i in index],
+        )
+
+
+def no_keypoints(count: int) -> np.ndarray:
+    return np.full((count, N_KEYPOINTS, 3), np.nan, np.float32)
+
+
+class Detector(Protocol):
+    """A backend: RGB frames in, one ``Detections`` per frame out."""
+
+    name: str
+    batch_size: int
+
+    def detect(self, frames: list[np.ndarray]) -> list[Detections]: ...
+
+    def describe(self) -> dict[str, Any]:
+        """Model names and versions, for provenance in the index."""
+        ...
+
+
+BACKENDS = {
+    "mediapipe": "vidmine.stages.detect.backends.mediapipe:MediaPipePoseDetector",
+    "torchvision": "vidmine.stages.detect.backends.torchvision:TorchvisionDetector",
+    "detectron2": "vidmine.stages.detect.backends.detectron2:Detectron2Detector",
+}
+
+
+def make_detector(settings: dict[str, Any]) -> Detector:
+    """The configured backend, ready to run; ``BackendUnavailable`` if it cannot be."""
+    backend = settings["backend"]
+    if backend not in BACKENDS:
+        raise BackendUnavailable(
+            f"unknown detect backend {backend!r} (known: {', '.join(BACKENDS)})"
+        )
+    module, name = BACKENDS[backend].split(":")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise BackendUnavailable(f"detect backend {backend!r}: {exc}") from exc
+    return cls(settings)

@@ -1,0 +1,206 @@
+"""Scene cut stage: PySceneDetect finds shots, ffmpeg cuts them frame-exactly.
+
+Cutting re-encodes, because a stream copy starts at the previous keyframe and was measured here
+to carry hidden frames of the previous GOP into the clip. All clips of a video are written by one
+ffmpeg run (one decode, one encode) with the segment muxer, with keyframes forced at the cut
+frames so each segment starts exactly there; ``-fps_mode passthrough`` keeps output frame n equal
+to decoded frame n. Every kept clip's frame count is checked with ffprobe before it is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from scenedetect import AdaptiveDetector, ContentDetector, detect
+
+from vidmine.frames import FFMPEG, x264_args
+from vidmine.ids import clip_id
+from vidmine.io import atomic_path
+from vidmine.layout import DatasetLayout
+from vidmine.probing import probe_video
+from vidmine.runner import ItemResult, one_line
+
+log = logging.getLogger(__name__)
+
+Span = tuple[int, int]  # [start, end) in frames
+
+
+def detect_shots(
+    path: str | Path, detector: str, threshold: float | None, min_scene_len: int
+) -> list[Span]:
+    """Shot boundaries as frame spans; the whole video is one shot when no cut is found."""
+    if detector == "adaptive":
+        det = AdaptiveDetector(adaptive_threshold=threshold or 3.0, min_scene_len=min_scene_len)
+    else:
+        det = ContentDetector(threshold=threshold or 27.0, min_scene_len=min_scene_len)
+    return [(start.frame_num, end.frame_num) for start, end in detect(str(path), det)]
+
+
+def intersect(shots: list[Span], windows: list[Span]) -> list[Span]:
+    """Parts of shots inside the source's own clip windows (HD-VILA spans, for example)."""
+    parts = []
+    for start, end in shots:
+        for w_start, w_end in windows:
+            lo, hi = max(start, w_start), min(end, w_end)
+            if hi > lo:
+                parts.append((lo, hi))
+    return sorted(parts)
+
+
+def split_long(span: Span, max_frames: int) -> list[Span]:
+    """Split a span into equal parts no longer than ``max_frames``."""
+    start, end = span
+    parts = math.ceil((end - start) / max_frames)
+    bounds = [start + round(i * (end - start) / parts) for i in range(parts + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
+
+
+def plan_clips(
+    shots: list[Span],
+    n_frames: int,
+    fps: float,
+    min_seconds: float,
+    max_seconds: float,
+    windows: list[Span] | None = None,
+) -> tuple[list[Span], list[tuple[Span, str]]]:
+    """Kept clip spans and dropped spans with their reason."""
+    shots = shots or [(0, n_frames)]
+    if windows:
+        shots = intersect(shots, windows)
+    max_frames = max(1, math.floor(max_seconds * fps))
+    kept, dropped = [], []
+    for span in shots:
+        for part in split_long(span, max_frames):
+            length = (part[1] - part[0]) / fps
+            if length < min_seconds:
+                dropped.append((part, f"shorter than {min_seconds:g}s ({length:.2f}s)"))
+            else:
+                kept.append(part)
+    return kept, dropped
+
+
+def cut_command(
+    src: Path, pattern: Path, cuts: list[int], settings: dict[str, Any], audio: bool
+) -> list[str]:
+    """One ffmpeg call that writes a segment per interval between ``cuts``."""
+    command = [*FFMPEG, "-i", str(src), "-map", "0:v:0", "-fps_mode", "passthrough"]
+    command += x264_args(settings["crf"], settings["preset"])
+    if audio:
+        command += ["-map", "0:a:0", "-c:a", "aac", "-b:a", "128k"]
+    else:
+        command += ["-an"]
+    if cuts:
+        keyframes = "+".join(f"eq(n,{c})" for c in cuts)
+        command += [
+            "-force_key_frames",
+            f"expr:{keyframes}",
+            "-f",
+            "segment",
+            "-segment_frames",
+            ",".join(map(str, cuts)),
+            "-reset_timestamps",
+            "1",
+            "-segment_format",
+            "mp4",
+            str(pattern),
+        ]
+    else:
+        command += [str(pattern).replace("%04d", "0000")]
+    return command
+
+
+class SceneCutStage:
+    """Find shots in each probed video and write its clips into the private zone."""
+
+    name = "scenecut"
+
+    def __init__(self, layout: DatasetLayout, shard: str, settings: dict[str, Any]):
+        self.layout, self.shard, self.settings = layout, shard, settings
+        self.folder = layout.private_clips(shard)
+
+    def result_settings(self) -> dict[str, Any]:
+        return dict(self.settings)
+
+    def output_folders(self) -> list[Path]:
+        return [self.folder]
+
+    def process(self, item: dict[str, Any]) -> ItemResult:
+        s = self.settings
+        source = self.layout.root / item["video"]
+        fps, n_frames = float(item["fps"]), int(item["n_frames"])
+        try:
+            shots = detect_shots(source, s["detector"], s["threshold"], s["min_scene_len"])
+        except Exception as exc:  # PySceneDetect raises many types for undecodable input
+            return ItemResult.failed(f"scene detection failed: {type(exc).__name__}: {exc}")
+        windows = [(round(a * fps), round(b * fps)) for a, b in item.get("spans") or []]
+        kept, dropped = plan_clips(
+            shots, n_frames, fps, s["min_clip_seconds"], s["max_clip_seconds"], windows
+        )
+        fields = {
+            "shots": [list(x) for x in (shots or [(0, n_frames)])],
+            "n_clips": len(kept),
+            "dropped": [[a, b, why] for (a, b), why in dropped],
+        }
+        if not kept:
+            return ItemResult.dropped("no clip within the length bounds", fields=fields)
+        try:
+            rows = self._cut(item, source, kept, bool(item.get("has_audio")) and s["keep_audio"])
+        except (RuntimeError, ValueError) as exc:
+            return ItemResult.failed(str(exc), fields=fields)
+        return ItemResult.ok([r["path"] for r in rows], fields=fields, rows=rows)
+
+    def _cut(self, item: dict[str, Any], source: Path, kept: list[Span], audio: bool) -> list[dict]:
+        cuts = sorted({b for span in kept for b in span} - {0, int(item["n_frames"])})
+        boundaries = [0, *cuts]
+        self.folder.mkdir(parents=True, exist_ok=True)
+        workdir = Path(
+            tempfile.mkdtemp(prefix=f".{item['id']}.partial-{os.getpid()}-", dir=self.folder)
+        )
+        try:
+            run = subprocess.run(
+                cut_command(source, workdir / "seg%04d.mp4", cuts, self.settings, audio),
+                capture_output=True,
+                text=True,
+            )
+            if run.returncode != 0:
+                raise RuntimeError(f"ffmpeg cut failed: {one_line(run.stderr) or run.returncode}")
+            return [
+                self._keep(item, index, span, workdir / f"seg{boundaries.index(span[0]):04d}.mp4")
+                for index, span in enumerate(kept)
+            ]
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _keep(self, item: dict[str, Any], index: int, span: Span, segment: Path) -> dict[str, Any]:
+        facts = probe_video(segment)
+        expected = span[1] - span[0]
+        if facts["n_frames"] != expected:
+            raise ValueError(f"clip {index} has {facts['n_frames']} frames, expected {expected}")
+        cid = clip_id(item["id"], index)
+        final = self.folder / f"{cid}.mp4"
+        with atomic_path(final) as tmp:
+            os.replace(segment, tmp)
+        fps = float(item["fps"])
+        return {
+            "clip_id": cid,
+            "video_id": item["id"],
+            "shard": self.shard,
+            "index": index,
+            "start_frame": span[0],
+            "end_frame": span[1],
+            "n_frames": expected,
+            "start_time": span[0] / fps,
+            "end_time": span[1] / fps,
+            "fps": fps,
+            "width": facts["width"],
+            "height": facts["height"],
+            "has_audio": facts["has_audio"],
+            "path": str(final.relative_to(self.layout.root)),
+        }

@@ -1,0 +1,2 @@
+"""TrackVerse: per-video records (``stage``), the dataset's track table, index and curated
+subsets (``gather``, ``curation``)."""
