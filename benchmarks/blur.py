@@ -33,10 +33,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from vidmine.config import validate_config  # noqa: E402
+from vidmine.faces import FaceBlurrer, detection_shape  # noqa: E402
 from vidmine.frames import iter_frames  # noqa: E402
 from vidmine.layout import DatasetLayout  # noqa: E402
-from vidmine.stages.blur import FaceBlurrer, detection_shape  # noqa: E402
-from vidmine.stages.filter import FilterStage  # noqa: E402
+from vidmine.stages.filter.stage import FilterStage  # noqa: E402
 
 MAGENTA = (255, 0, 255)
 

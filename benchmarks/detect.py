@@ -53,10 +53,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from vidmine.config import validate_config  # noqa: E402
-from vidmine.detect.base import BackendUnavailable, make_detector  # noqa: E402
+from vidmine.errors import BackendUnavailable  # noqa: E402
 from vidmine.layout import DatasetLayout  # noqa: E402
 from vidmine.sources import demo_video_paths  # noqa: E402
-from vidmine.stages.detect import DetectStage, iter_sampled  # noqa: E402
+from vidmine.stages.detect.detections import make_detector  # noqa: E402
+from vidmine.stages.detect.stage import DetectStage, iter_sampled  # noqa: E402
 
 SHARD = "s00000"
 TARGET_RATIO = 0.8

@@ -100,3 +100,41 @@ def copy_demo_video(demo_videos: dict[str, Path], name: str, dest: Path) -> Path
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(demo_videos[name], dest)
     return dest
+
+
+def dataset_settings(**sections) -> dict:
+    """A demo dataset's validated config (every default filled in), with ``sections`` set."""
+    from vidmine.config import validate_config
+
+    config = validate_config({"datasets": {"d": {"source": {"type": "demo"}, **sections}}})
+    return config["datasets"]["d"]
+
+
+def clip_item(path: Path, clip_id: str = "carphone-c000") -> dict:
+    """A clip item as the clip-level stages get it (path, fps and frame count probed)."""
+    from vidmine.probing import probe_video
+
+    facts = probe_video(path)
+    return {"id": clip_id, "path": str(path), "fps": facts["fps"], "n_frames": facts["n_frames"]}
+
+
+@pytest.fixture
+def layout(results):
+    from vidmine.layout import DatasetLayout
+
+    return DatasetLayout(results, "d")
+
+
+@pytest.fixture(scope="session")
+def auditor():
+    """MediaPipe's full-range face detector, as the audit runs it."""
+    from vidmine.faces import FaceAuditor
+
+    return FaceAuditor(0.5)
+
+
+def ffmpeg(*args) -> None:
+    """Run ffmpeg quietly (making test inputs from the demo videos); raises on failure."""
+    import subprocess
+
+    subprocess.run(["ffmpeg", "-v", "error", "-y", *map(str, args)], check=True)

@@ -28,6 +28,7 @@ if _python_bin not in _path.split(os.pathsep):
 
 from vidmine.config import ConfigError, load_schema, validate_config
 from vidmine.manifest import shard_names
+from vidmine.registry import BY_NAME, PROVENANCE_STAGES, REPORT_ITEMS, STAGE_NAMES
 
 try:
     _validated = validate_config(
@@ -96,23 +97,36 @@ def per_shard(pattern):
     return files
 
 
-def report_items(dataset):
+def stage_inputs(stage):
+    """Input function: every per-shard file ``stage`` reads, from its registry entry (the status
+    tables of the stages it reads, their row tables, the manifest), so the DAG is the truth."""
+    entry = BY_NAME[stage]
+
+    def inputs(wildcards):
+        root = f"results/{wildcards.dataset}"
+        files = {f"{name}_status": f"{root}/status/{name}/{wildcards.shard}.parquet" for name in entry.reads}
+        for table in entry.reads_tables:
+            files[f"{table}_table"] = f"{root}/tables/{table}/{wildcards.shard}.parquet"
+        if entry.reads_manifest:
+            files["manifest"] = f"{root}/manifest.parquet"
+        return files
+
+    return inputs
+
+
+def stage_statuses(dataset):
+    """Every registry stage's status table of every shard (so `all` runs every stage)."""
     return expand(
-        "results/{dataset}/report/{item}",
+        "results/{dataset}/status/{stage}/{shard}.parquet",
         dataset=dataset,
-        item=[
-            "download_summary.html",
-            "clips.html",
-            "shots.png",
-            "filter.html",
-            "dropped_examples.png",
-            "blur_examples.png",
-            "audit.html",
-            "track_examples.png",
-            "track_lengths.png",
-            "crops_flow.png",
-        ],
+        stage=STAGE_NAMES,
+        shard=shards(dataset),
     )
+
+
+def report_items(dataset):
+    """The report items of every stage, in registry order."""
+    return expand("results/{dataset}/report/{item}", dataset=dataset, item=REPORT_ITEMS)
 
 
 # --- exports (rules in export.smk) ---
@@ -143,7 +157,18 @@ def export_inputs(wildcards):
         inputs["manifest"] = f"{root}/manifest.parquet"
     if wildcards.kind == "trackverse":
         inputs["subsets"] = trackverse_files(wildcards.dataset)
+        inputs["records"] = per_shard("results/{dataset}/status/trackverse/{shard}.parquet")(wildcards)
     return inputs
+
+
+def provenance_statuses(wildcards):
+    """Input function: the status tables whose settings hashes the export index records."""
+    return expand(
+        "results/{dataset}/status/{stage}/{shard}.parquet",
+        dataset=wildcards.dataset,
+        stage=PROVENANCE_STAGES,
+        shard=shards(wildcards.dataset),
+    )
 
 
 def export_extra_args(wildcards):
@@ -233,7 +258,7 @@ def curation_settings(wildcards):
 
 def trackverse_files(dataset):
     """The TrackVerse index and each configured curated subset (one target each)."""
-    from vidmine.trackverse import subset_names
+    from vidmine.stages.trackverse.curation import subset_names
 
     section = dataset_config(dataset)["trackverse"]
     domain = section["domain"]
@@ -281,10 +306,11 @@ def lifter_targets(dataset):
     ) + [f"results/{dataset}/report/lifted_track.gif"]
 
 
-def all_targets():
-    """Every dataset's files and report items, and its lifter's when enabled (lifter.smk)."""
+def all_targets(wildcards):
+    """Input function of `all`: every dataset's files, every stage's shard status tables, the
+    report items, and the lifter's files when it is enabled (lifter.smk)."""
     return [
         f
         for d in DATASETS
-        for f in dataset_files(d) + report_items(d) + lifter_targets(d)
+        for f in dataset_files(d) + stage_statuses(d) + report_items(d) + lifter_targets(d)
     ]

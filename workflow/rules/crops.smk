@@ -4,8 +4,7 @@
 
 rule crops:
     input:
-        detect="results/{dataset}/status/detect/{shard}.parquet",
-        audit="results/{dataset}/status/audit/{shard}.parquet",
+        unpack(stage_inputs("crops")),
     output:
         crops="results/{dataset}/tables/crops/{shard}.parquet",
         status="results/{dataset}/status/crops/{shard}.parquet",
@@ -31,7 +30,7 @@ for _backend, _env in FLOW_ENVS.items():
         name:
             f"flow_{_backend}"
         input:
-            crops="results/{dataset}/status/crops/{shard}.parquet",
+            unpack(stage_inputs("flow")),
         output:
             flow="results/{dataset}/tables/flow/{shard}.parquet",
             status="results/{dataset}/status/flow/{shard}.parquet",
@@ -64,24 +63,3 @@ rule crop_table:
         "../envs/video.yaml"
     shell:
         "vidmine gather-crops --out {output} --flow {input.flow} -- {input.crops} > {log} 2>&1"
-
-
-rule report_crops:
-    input:
-        crops="results/{dataset}/crops.parquet",
-    output:
-        report(
-            "results/{dataset}/report/crops_flow.png",
-            caption="../report/crops_flow.rst",
-            category="{dataset}",
-            subcategory="Crops and flow",
-        ),
-    log:
-        "results/{dataset}/logs/report_crops.log",
-    conda:
-        "../envs/video.yaml"
-    params:
-        dataset_dir=dataset_dir,
-    shell:
-        "vidmine report-crops --dataset-dir {params.dataset_dir} --crops {input.crops}"
-        " --out {output} > {log} 2>&1"

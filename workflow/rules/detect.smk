@@ -10,7 +10,7 @@ for _backend, _env in DETECT_ENVS.items():
         name:
             f"detect_{_backend}"
         input:
-            filter="results/{dataset}/status/filter/{shard}.parquet",
+            unpack(stage_inputs("detect")),
         output:
             tracks="results/{dataset}/tables/tracks/{shard}.parquet",
             status="results/{dataset}/status/detect/{shard}.parquet",
@@ -33,7 +33,7 @@ for _backend, _env in DETECT_ENVS.items():
 
 rule trackverse_meta:
     input:
-        detect="results/{dataset}/status/detect/{shard}.parquet",
+        unpack(stage_inputs("trackverse")),
     output:
         links="results/{dataset}/tables/trackverse/{shard}.parquet",
         status="results/{dataset}/status/trackverse/{shard}.parquet",
@@ -101,32 +101,3 @@ rule curate:
         "vidmine curate --index {input.index} --tracks {input.tracks}"
         " --name {wildcards.domain}-{wildcards.criterion} --settings {params.settings}"
         " --out {output} > {log} 2>&1"
-
-
-rule report_tracks:
-    input:
-        tracks="results/{dataset}/tracks.parquet",
-        released="results/{dataset}/released_clips.parquet",
-    output:
-        examples=report(
-            "results/{dataset}/report/track_examples.png",
-            caption="../report/tracks.rst",
-            category="{dataset}",
-            subcategory="Tracks",
-        ),
-        lengths=report(
-            "results/{dataset}/report/track_lengths.png",
-            caption="../report/track_lengths.rst",
-            category="{dataset}",
-            subcategory="Tracks",
-        ),
-    log:
-        "results/{dataset}/logs/report_tracks.log",
-    conda:
-        "../envs/video.yaml"
-    params:
-        dataset_dir=dataset_dir,
-    shell:
-        "vidmine report-tracks --dataset-dir {params.dataset_dir} --tracks {input.tracks}"
-        " --released {input.released} --examples-png {output.examples}"
-        " --lengths-png {output.lengths} > {log} 2>&1"

@@ -44,6 +44,8 @@ rule export_index:
         released="results/{dataset}/released_clips.parquet",
         crops="results/{dataset}/crops.parquet",
         manifest="results/{dataset}/manifest.parquet",
+        clips="results/{dataset}/clips.parquet",
+        statuses=provenance_statuses,
     output:
         "results/{dataset}/export/index.parquet",
     log:

@@ -23,7 +23,7 @@ checkpoint manifest:
 
 rule download:
     input:
-        manifest=rules.manifest.output.manifest,
+        unpack(stage_inputs("download")),
     output:
         status="results/{dataset}/status/download/{shard}.parquet",
     log:
@@ -43,7 +43,7 @@ rule download:
 
 rule probe:
     input:
-        download="results/{dataset}/status/download/{shard}.parquet",
+        unpack(stage_inputs("probe")),
     output:
         status="results/{dataset}/status/probe/{shard}.parquet",
     log:
@@ -63,7 +63,7 @@ rule probe:
 
 rule scenecut:
     input:
-        probe="results/{dataset}/status/probe/{shard}.parquet",
+        unpack(stage_inputs("scenecut")),
     output:
         clips="results/{dataset}/tables/clips/{shard}.parquet",
         status="results/{dataset}/status/scenecut/{shard}.parquet",

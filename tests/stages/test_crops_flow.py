@@ -1,4 +1,5 @@
-"""The crops and flow stages on a real clip with a hand-made track table, without Snakemake."""
+"""The crops and flow stages on a real clip with a hand-made track table, without Snakemake (one
+fixture for both: flow runs on the crops the crops stage wrote)."""
 
 from __future__ import annotations
 
