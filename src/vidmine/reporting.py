@@ -34,12 +34,6 @@ def html_table_page(title: str, sections: list[tuple[str, pd.DataFrame]], out: s
     write_text_atomic(out, PAGE.format(title=title, body=body))
 
 
-
-
-
-
-
-
 def save_figure(fig: plt.Figure, out: str | Path, dpi: int = 80) -> None:
     """Lay out, write atomically as PNG, and free the figure."""
     fig.tight_layout()

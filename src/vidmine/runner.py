@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from vidmine.config import settings_hash
 from vidmine.io import remove_partials, write_table_atomic
+from vidmine.layout import DatasetLayout
 from vidmine.tables import Table
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,33 @@ class Stage(Protocol):
         ...
 
     def process(self, item: dict[str, Any]) -> ItemResult: ...
+
+
+class ShardStage:
+    """The stage contract's defaults; a stage subclasses it and writes ``process``.
+
+    A stage keeps its layout, shard and settings; by default all its settings decide an item's
+    result (``result_settings``), and the folder its items go to (``item_folder``, swept for
+    files a killed job left half-written) is none.
+    """
+
+    name = ""
+
+    def __init__(self, layout: DatasetLayout, shard: str, settings: dict[str, Any]):
+        self.layout, self.shard, self.settings = layout, shard, settings
+        self.folder = self.item_folder()
+
+    def item_folder(self) -> Path | None:
+        return None
+
+    def result_settings(self) -> dict[str, Any]:
+        return dict(self.settings)
+
+    def output_folders(self) -> list[Path]:
+        return [] if self.folder is None else [self.folder]
+
+    def process(self, item: dict[str, Any]) -> ItemResult:
+        raise NotImplementedError
 
 
 class Journal:

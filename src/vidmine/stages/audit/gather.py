@@ -34,7 +34,9 @@ def gather_released(
         released_path = [AUDIT_SPEC.named_outputs(list(o))["released"] for o in passed.outputs]
         paths = dict(zip(passed.id, released_path, strict=True))
         actions = dict(zip(passed.id, passed.action, strict=True))
-        score_columns = [c for c in RELEASED.columns if c in SCORES.columns and c not in CLIPS.columns]
+        score_columns = [
+            c for c in RELEASED.columns if c in SCORES.columns and c not in CLIPS.columns
+        ]
         released = table[table.clip_id.isin(paths)].drop(columns=["path"])
         released = released.merge(SCORES.concat(scores)[["clip_id", *score_columns]], on="clip_id")
         released["path"] = released.clip_id.map(paths)

@@ -18,7 +18,7 @@ from vidmine.faces import FaceAuditor, FaceBlurrer
 from vidmine.frames import DecodeError
 from vidmine.io import atomic_path, link_or_copy
 from vidmine.layout import DatasetLayout
-from vidmine.runner import ItemResult
+from vidmine.runner import ItemResult, ShardStage
 
 
 def release(blurred: Path, released: Path) -> None:
@@ -27,20 +27,16 @@ def release(blurred: Path, released: Path) -> None:
         link_or_copy(blurred, tmp)
 
 
-class AuditStage:
+class AuditStage(ShardStage):
     name = "audit"
 
     def __init__(self, layout: DatasetLayout, shard: str, settings: dict[str, Any]):
-        self.layout, self.shard, self.settings = layout, shard, settings
-        self.folder = layout.released_clips(shard)
+        super().__init__(layout, shard, settings)
         self.auditor = FaceAuditor(settings["audit"]["min_confidence"])
         self.blurrer = FaceBlurrer(settings["blur"])
 
-    def result_settings(self) -> dict[str, Any]:
-        return dict(self.settings)
-
-    def output_folders(self) -> list[Path]:
-        return [self.folder]
+    def item_folder(self) -> Path:
+        return self.layout.released_clips(self.shard)
 
     def process(self, item: dict[str, Any]) -> ItemResult:
         audit = self.settings["audit"]

@@ -10,25 +10,21 @@ from typing import Any
 from vidmine.faces import FaceBlurrer
 from vidmine.frames import DecodeError
 from vidmine.layout import DatasetLayout
-from vidmine.runner import ItemResult
+from vidmine.runner import ItemResult, ShardStage
 
 
-class BlurStage:
+class BlurStage(ShardStage):
     """Blur faces in every clip the filter kept; the blurred clip goes to the work area and
     becomes a released clip only after the privacy audit."""
 
     name = "blur"
 
     def __init__(self, layout: DatasetLayout, shard: str, settings: dict[str, Any]):
-        self.layout, self.shard, self.settings = layout, shard, settings
-        self.folder = layout.blurred_clips(shard)
+        super().__init__(layout, shard, settings)
         self.blurrer = FaceBlurrer(settings)
 
-    def result_settings(self) -> dict[str, Any]:
-        return dict(self.settings)
-
-    def output_folders(self) -> list[Path]:
-        return [self.folder]
+    def item_folder(self) -> Path:
+        return self.layout.blurred_clips(self.shard)
 
     def process(self, item: dict[str, Any]) -> ItemResult:
         target = self.folder / f"{item['id']}.mp4"

@@ -14,24 +14,16 @@ from typing import Any
 
 from vidmine.formats.track_crops import save_track_crops
 from vidmine.frames import DecodeError
-from vidmine.layout import DatasetLayout
-from vidmine.runner import ItemResult
+from vidmine.runner import ItemResult, ShardStage
 from vidmine.stages.crops.geometry import extract_clip_crops
 from vidmine.tracks import read_tracks
 
 
-class CropsStage:
+class CropsStage(ShardStage):
     name = "crops"
 
-    def __init__(self, layout: DatasetLayout, shard: str, settings: dict[str, Any]):
-        self.layout, self.shard, self.settings = layout, shard, settings
-        self.folder = layout.crops(shard)
-
-    def result_settings(self) -> dict[str, Any]:
-        return dict(self.settings)
-
-    def output_folders(self) -> list[Path]:
-        return [self.folder]
+    def item_folder(self) -> Path:
+        return self.layout.crops(self.shard)
 
     def process(self, item: dict[str, Any]) -> ItemResult:
         tracks = read_tracks(self.layout.root / item["tracks"])

@@ -28,8 +28,6 @@ COCO_CATEGORIES = [
 ]  # fmt: skip
 
 
-
-
 @dataclass
 class Detections:
     """Detections in one frame, in that frame's pixels.

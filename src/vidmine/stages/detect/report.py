@@ -69,5 +69,3 @@ def track_length_histogram(tracks: pd.DataFrame, out: str | Path) -> None:
     ax.set_ylabel("tracks")
     ax.set_title("Track lengths")
     save_figure(fig, out)
-
-

@@ -18,7 +18,7 @@ import numpy as np
 
 from vidmine.frames import DecodeError, open_capture
 from vidmine.layout import DatasetLayout
-from vidmine.runner import ItemResult
+from vidmine.runner import ItemResult, ShardStage
 from vidmine.stages.detect.detections import make_detector
 from vidmine.stages.detect.tracking import (
     ClipTracker,
@@ -62,24 +62,20 @@ def iter_sampled(path: Path, wanted: list[int]):
         raise DecodeError(f"no decodable frame in {path.name}")
 
 
-class DetectStage:
+class DetectStage(ShardStage):
     """People (and objects, with a box backend) detected and tracked in every kept clip."""
 
     name = "detect"
 
     def __init__(self, layout: DatasetLayout, shard: str, settings: dict[str, Any]):
-        self.layout, self.shard, self.settings = layout, shard, settings
-        self.folder = layout.tracks(shard)
+        super().__init__(layout, shard, settings)
         self.tracking = TrackingSettings.from_config(settings.get("tracking", {}))
         # Built here, before any clip: a missing package or weights stops the job at start.
         self.detector = make_detector(settings)
         self.timings = {"decode": 0.0, "model": 0.0, "track": 0.0, "frames": 0}
 
-    def result_settings(self) -> dict[str, Any]:
-        return dict(self.settings)
-
-    def output_folders(self) -> list[Path]:
-        return [self.folder]
+    def item_folder(self) -> Path:
+        return self.layout.tracks(self.shard)
 
     def process(self, item: dict[str, Any]) -> ItemResult:
         path = self.layout.root / item["path"]

@@ -28,7 +28,9 @@ def download_report(
     status = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(status):
         keep = ["id", *(c for c in STATUS_COLUMNS if c in status.columns)]
-        report = videos.merge(status[keep].rename(columns={"id": "video_id"}), on="video_id", how="left")
+        report = videos.merge(
+            status[keep].rename(columns={"id": "video_id"}), on="video_id", how="left"
+        )
     else:
         report = videos.assign(status=None)
     for column in STATUS_COLUMNS:

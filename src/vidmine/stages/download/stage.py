@@ -20,8 +20,7 @@ import yt_dlp
 from yt_dlp.utils import YoutubeDLError, download_range_func, parse_bytes
 
 from vidmine.io import atomic_path, write_json_atomic
-from vidmine.layout import DatasetLayout
-from vidmine.runner import ItemResult, one_line
+from vidmine.runner import ItemResult, ShardStage, one_line
 
 log = logging.getLogger(__name__)
 
@@ -66,21 +65,17 @@ def clean_reason(error: Exception) -> str:
     return one_line(text)
 
 
-class DownloadStage:
+class DownloadStage(ShardStage):
     """Download each manifest row's URL into the private zone with its ``info.json``."""
 
     name = "download"
 
-    def __init__(self, layout: DatasetLayout, shard: str, settings: dict[str, Any]):
-        self.layout, self.shard, self.settings = layout, shard, settings
-        self.folder = layout.private_videos(shard)
+    def item_folder(self) -> Path:
+        return self.layout.private_videos(self.shard)
 
     def result_settings(self) -> dict[str, Any]:
         keys = ("max_height", "format", "use_time_span")
         return {k: self.settings[k] for k in keys}
-
-    def output_folders(self) -> list[Path]:
-        return [self.folder]
 
     def ytdlp_options(self, workdir: Path, item: dict[str, Any]) -> dict[str, Any]:
         s = self.settings

@@ -72,6 +72,8 @@ def filter_scores(scores: pd.DataFrame, settings: dict[str, Any], out: str | Pat
     if len(scores):
         axes[0].legend(loc="best", fontsize=8)
     else:
-        axes[0].text(0.5, 0.5, "no clip scored", ha="center", va="center", transform=axes[0].transAxes)
+        axes[0].text(
+            0.5, 0.5, "no clip scored", ha="center", va="center", transform=axes[0].transAxes
+        )
     fig.suptitle(f"Filter scores of {len(scores)} clips (dashed: the configured bound)")
     save_figure(fig, out)

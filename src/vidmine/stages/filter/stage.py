@@ -24,7 +24,6 @@ them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -32,7 +31,7 @@ import numpy as np
 
 from vidmine.frames import DecodeError, read_frames_at, sample_indices, shrink_to_width
 from vidmine.layout import DatasetLayout
-from vidmine.runner import ItemResult
+from vidmine.runner import ItemResult, ShardStage
 
 FLAT_GRADIENT = 8.0  # Sobel magnitude under which a pixel counts as flat (8-bit scale)
 STRONG_GRADIENT = 80.0  # Sobel magnitude of a crisp edge
@@ -128,22 +127,16 @@ def decide(scores: dict[str, float], settings: dict[str, Any]) -> list[str]:
     return [reason for reason, failed in checks if failed]
 
 
-class FilterStage:
+class FilterStage(ShardStage):
     """Score each clip; keep it (ok) or drop it with its reasons. All clips get a scores row."""
 
     name = "filter"
 
     def __init__(self, layout: DatasetLayout, shard: str, settings: dict[str, Any]):
-        self.layout, self.shard, self.settings = layout, shard, settings
+        super().__init__(layout, shard, settings)
         self.cartoon = build_cartoon_scorer(settings["cartoon"])
         self.aesthetic = build_aesthetic_scorer(settings["aesthetic"])
         self.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-
-    def result_settings(self) -> dict[str, Any]:
-        return dict(self.settings)
-
-    def output_folders(self) -> list[Path]:
-        return []
 
     def score(self, item: dict[str, Any]) -> dict[str, float]:
         s = self.settings

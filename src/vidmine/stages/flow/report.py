@@ -12,6 +12,8 @@ import pandas as pd
 from vidmine.formats.track_crops import load_track_crops
 from vidmine.formats.track_flow import load_flow
 from vidmine.reporting import tile
+
+
 def flow_to_color(flow: np.ndarray, max_magnitude: float | None = None) -> np.ndarray:
     """RGB uint8 picture of a flow: hue = direction, brightness = speed (saturating at
     ``max_magnitude``, default the largest speed in the image), for looking at results."""

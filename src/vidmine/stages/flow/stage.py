@@ -14,24 +14,20 @@ import numpy as np
 from vidmine.formats.track_crops import load_track_crops
 from vidmine.formats.track_flow import save_flow
 from vidmine.layout import DatasetLayout
-from vidmine.runner import ItemResult
+from vidmine.runner import ItemResult, ShardStage
 from vidmine.stages.flow.backends import compute_track_flow, make_flow_backend
 
 
-class FlowStage:
+class FlowStage(ShardStage):
     name = "flow"
 
     def __init__(self, layout: DatasetLayout, shard: str, settings: dict[str, Any]):
-        self.layout, self.shard, self.settings = layout, shard, settings
-        self.folder = layout.flow(shard)
+        super().__init__(layout, shard, settings)
         backend = settings["backend"]
         self.backend = make_flow_backend(backend, **settings.get(backend, {}))
 
-    def result_settings(self) -> dict[str, Any]:
-        return dict(self.settings)
-
-    def output_folders(self) -> list[Path]:
-        return [self.folder]
+    def item_folder(self) -> Path:
+        return self.layout.flow(self.shard)
 
     def process(self, item: dict[str, Any]) -> ItemResult:
         outputs, rows = [], []

@@ -3,27 +3,16 @@ each download, and unusable files become failed rows with their reason."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from vidmine.layout import DatasetLayout
 from vidmine.probing import probe_video
-from vidmine.runner import ItemResult
+from vidmine.runner import ItemResult, ShardStage
 
 
-class ProbeStage:
+class ProbeStage(ShardStage):
     """Probe each downloaded video; unusable files become failed rows with their reason."""
 
     name = "probe"
-
-    def __init__(self, layout: DatasetLayout, shard: str, settings: dict[str, Any]):
-        self.layout, self.shard, self.settings = layout, shard, settings
-
-    def result_settings(self) -> dict[str, Any]:
-        return dict(self.settings)
-
-    def output_folders(self) -> list[Path]:
-        return []
 
     def process(self, item: dict[str, Any]) -> ItemResult:
         try:

@@ -23,9 +23,8 @@ from scenedetect import AdaptiveDetector, ContentDetector, detect
 from vidmine.frames import FFMPEG, x264_args
 from vidmine.ids import clip_id
 from vidmine.io import atomic_path
-from vidmine.layout import DatasetLayout
 from vidmine.probing import probe_video
-from vidmine.runner import ItemResult, one_line
+from vidmine.runner import ItemResult, ShardStage, one_line
 
 log = logging.getLogger(__name__)
 
@@ -116,20 +115,13 @@ def cut_command(
     return command
 
 
-class SceneCutStage:
+class SceneCutStage(ShardStage):
     """Find shots in each probed video and write its clips into the private zone."""
 
     name = "scenecut"
 
-    def __init__(self, layout: DatasetLayout, shard: str, settings: dict[str, Any]):
-        self.layout, self.shard, self.settings = layout, shard, settings
-        self.folder = layout.private_clips(shard)
-
-    def result_settings(self) -> dict[str, Any]:
-        return dict(self.settings)
-
-    def output_folders(self) -> list[Path]:
-        return [self.folder]
+    def item_folder(self) -> Path:
+        return self.layout.private_clips(self.shard)
 
     def process(self, item: dict[str, Any]) -> ItemResult:
         s = self.settings

@@ -10,22 +10,14 @@ import pandas as pd
 
 from vidmine.formats.trackverse import segment_id, track_record, write_meta
 from vidmine.io import write_text_atomic
-from vidmine.layout import DatasetLayout
-from vidmine.runner import ItemResult
+from vidmine.runner import ItemResult, ShardStage
 
 
-class TrackVerseStage:
+class TrackVerseStage(ShardStage):
     name = "trackverse"
 
-    def __init__(self, layout: DatasetLayout, shard: str, settings: dict[str, Any]):
-        self.layout, self.shard, self.settings = layout, shard, settings
-        self.folder = layout.trackverse_dir / "tracks_meta" / settings["domain"]
-
-    def result_settings(self) -> dict[str, Any]:
-        return dict(self.settings)
-
-    def output_folders(self) -> list[Path]:
-        return [self.folder]
+    def item_folder(self) -> Path:
+        return self.layout.trackverse_dir / "tracks_meta" / self.settings["domain"]
 
     def process(self, item: dict[str, Any]) -> ItemResult:
         yid = item["id"]
