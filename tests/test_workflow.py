@@ -77,7 +77,7 @@ def test_demo_produces_clips_status_tables_and_report(demo_run):
         "clips.html",
         "shots.png",
         "filter.html",
-        "dropped_examples.png",
+        "filter_scores.png",
         "blur_examples.png",
         "audit.html",
     ]
@@ -240,6 +240,30 @@ def test_purge_deletes_private_pixels_and_keeps_released_clips(demo_run, tmp_pat
     assert not (root / "private").exists() and not (root / "work" / "blurred").exists()
     released = pd.read_parquet(root / "released_clips.parquet")
     assert all((root / p).stat().st_size > 0 for p in released.path)
+
+
+@pytest.mark.slow
+def test_report_items_build_without_the_private_zone(demo_run):
+    """No report item reads private/ or work/blurred/: with both out of reach every report rule
+    runs again and succeeds."""
+    from vidmine.registry import REPORT_ITEMS
+
+    root = demo_run / "results" / "demo"
+    hidden = [(root / name, demo_run / f"hidden-{i}") for i, name in enumerate(("private", "work"))]
+    report_rules = [f"report_{s}" for s in ("download", "scenecut", "filter", "blur", "audit")]
+    report_rules += ["report_detect", "report_flow"]
+    targets = [f"results/demo/report/{item}" for item in REPORT_ITEMS]
+    try:
+        for folder, away in hidden:
+            folder.rename(away)
+        run = snakemake(
+            demo_run, *targets, "--forcerun", *report_rules, "--rerun-triggers", "mtime"
+        )
+        assert run.stdout.count("Finished job") + run.stderr.count("Finished job") >= 7
+    finally:
+        for folder, away in hidden:
+            away.rename(folder)
+    assert all((root / "report" / item).stat().st_size > 0 for item in REPORT_ITEMS)
 
 
 @pytest.mark.slow

@@ -99,12 +99,16 @@ def per_shard(pattern):
 
 def stage_inputs(stage):
     """Input function: every per-shard file ``stage`` reads, from its registry entry (the status
-    tables of the stages it reads, their row tables, the manifest), so the DAG is the truth."""
+    tables of the stages it reads, their row tables, the manifest), so the DAG is the truth.
+    """
     entry = BY_NAME[stage]
 
     def inputs(wildcards):
         root = f"results/{wildcards.dataset}"
-        files = {f"{name}_status": f"{root}/status/{name}/{wildcards.shard}.parquet" for name in entry.reads}
+        files = {
+            f"{name}_status": f"{root}/status/{name}/{wildcards.shard}.parquet"
+            for name in entry.reads
+        }
         for table in entry.reads_tables:
             files[f"{table}_table"] = f"{root}/tables/{table}/{wildcards.shard}.parquet"
         if entry.reads_manifest:
@@ -157,7 +161,9 @@ def export_inputs(wildcards):
         inputs["manifest"] = f"{root}/manifest.parquet"
     if wildcards.kind == "trackverse":
         inputs["subsets"] = trackverse_files(wildcards.dataset)
-        inputs["records"] = per_shard("results/{dataset}/status/trackverse/{shard}.parquet")(wildcards)
+        inputs["records"] = per_shard(
+            "results/{dataset}/status/trackverse/{shard}.parquet"
+        )(wildcards)
     return inputs
 
 
@@ -312,5 +318,8 @@ def all_targets(wildcards):
     return [
         f
         for d in DATASETS
-        for f in dataset_files(d) + stage_statuses(d) + report_items(d) + lifter_targets(d)
+        for f in dataset_files(d)
+        + stage_statuses(d)
+        + report_items(d)
+        + lifter_targets(d)
     ]
