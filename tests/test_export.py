@@ -1,5 +1,5 @@
-"""Exports of a dataset folder (vidmine.export) read back with the format readers, the
-importers on small files, and the ``vidmine export`` / ``import-*`` commands.
+"""Exports of a dataset folder (vidmine.exports) read back with the format readers, the
+importers (vidmine.imports) on small files, and the ``vidmine export`` / ``import-*`` commands.
 
 The dataset is a hand-built ``results/toy`` folder around a real clip (the carphone demo video
 as the released, "blurred" clip); private clips do not exist there at all, so an export that
@@ -22,21 +22,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from vidmine.export import (
-    atomic_dir,
-    export_detectron,
-    export_hmmr,
-    export_index,
-    export_trackverse,
-    export_videopose3d,
-    export_vpd,
-    hmmr_split,
-    import_instavariety,
-    import_kinetics,
-    load_kinetics_lifter,
+from vidmine.cli.exports import register
+from vidmine.exports.common import (
+    CLIPS_USED,
+    CROPS_USED,
+    MANIFEST_USED,
+    RELEASED_USED,
+    TRACKS_USED,
 )
+from vidmine.exports.detectron import export_detectron
+from vidmine.exports.hmmr import export_hmmr, hmmr_split
+from vidmine.exports.index import export_index
+from vidmine.exports.trackverse import export_trackverse
+from vidmine.exports.videopose3d import export_videopose3d
+from vidmine.exports.vpd import export_vpd
 from vidmine.formats import FormatError
-from vidmine.formats.cli import register
 from vidmine.formats.hmmr import (
     hmmr_test_file_name,
     hmmr_train_file_name,
@@ -49,10 +49,14 @@ from vidmine.formats.trackverse import build_index, track_record, write_lines_gz
 from vidmine.formats.videopose3d import read_custom_2d, read_detectron_clip
 from vidmine.formats.vpd import crop_file_names, decode_flow_png, encode_mask_png, read_vpd_pose
 from vidmine.frames import iter_frames
-from vidmine.io import write_table_atomic
+from vidmine.imports.instavariety import import_instavariety
+from vidmine.imports.kinetics import import_kinetics, load_kinetics_lifter
+from vidmine.io import atomic_dir, write_table_atomic
+from vidmine.manifest import MANIFEST_SCHEMA
 from vidmine.runner import status_table
 from vidmine.stages.crops.geometry import extract_clip_crops
 from vidmine.stages.flow.backends import DISBackend, compute_track_flow
+from vidmine.tables import CLIPS, CROP_TABLE, RELEASED, TRACK_TABLE
 from vidmine.tracks import (
     boxes_array,
     empty_tracks,
@@ -454,6 +458,18 @@ def test_empty_and_missing_inputs(dataset, tmp_path):
     with pytest.raises(FileNotFoundError, match="crops.parquet"):
         export_vpd(root, tmp_path / "vpd")
     assert not (tmp_path / "vpd").exists()
+
+
+def test_the_columns_exports_use_belong_to_their_tables():
+    """Each export reads a table by its owner; the columns it relies on must be that table's."""
+    for used, columns in [
+        (MANIFEST_USED, MANIFEST_SCHEMA.names),
+        (CLIPS_USED, CLIPS.columns),
+        (RELEASED_USED, RELEASED.columns),
+        (TRACKS_USED, TRACK_TABLE.columns),
+        (CROPS_USED, CROP_TABLE.columns),
+    ]:
+        assert set(used) <= set(columns), sorted(set(used) - set(columns))
 
 
 def test_atomic_dir_replaces_whole_or_keeps_the_old(tmp_path):

@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
+from vidmine.formats.videopose3d import CustomEntry, interpolate_missing, write_custom_2d
 from vidmine.lifter import cli
 from vidmine.lifter.checkpoint import LoadedLifter
-from vidmine.lifter.data import save_custom_2d
 from vidmine.lifter.lift import lift_keypoints, safe_name
 from vidmine.lifter.model import TemporalModel
 from vidmine.lifter.render import render_lift_gif
@@ -73,7 +73,10 @@ def test_lift_command_writes_tracks_and_gif(model_path, tmp_path):
     walk, _, _ = synthetic_track("Walk", frames=40, seed=1)
     wave, _, _ = synthetic_track("Wave", frames=30, seed=2)
     tracks = tmp_path / "data_2d_custom_demo.npz"
-    save_custom_2d(tracks, {"clip.mp4": (walk, 1280, 720), "b/track 2": (wave, 1280, 720)})
+    # VideoPose3D's files hold no gaps (the lifter fills those of hand-made files itself)
+    named = {"clip.mp4": walk, "b/track 2": wave}
+    entries = [CustomEntry(n, 1280, 720, interpolate_missing(kp)) for n, kp in named.items()]
+    write_custom_2d(tracks, "demo", entries)
     out_dir = tmp_path / "lifted"
     argv = ["lift", "--model", str(model_path), "--input", str(tracks), "--out-dir", str(out_dir)]
     assert cli.main([*argv, "--render", "1", "--fps", "10", "--device", "cpu"]) == 0

@@ -9,6 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from vidmine.formats import FormatError
+from vidmine.formats._pickles import save_npz
+from vidmine.formats.videopose3d import (
+    CustomEntry,
+    interpolate_missing,
+    read_custom_2d,
+    write_custom_2d,
+)
 from vidmine.lifter.camera import (
     camera_to_world,
     image_coordinates,
@@ -19,13 +27,7 @@ from vidmine.lifter.camera import (
     quaternion_from_matrix,
     world_to_camera,
 )
-from vidmine.lifter.data import (
-    H36M_KEPT_32,
-    fill_missing,
-    load_custom_2d,
-    load_h36m,
-    save_custom_2d,
-)
+from vidmine.lifter.data import H36M_KEPT_32, load_h36m
 from vidmine.lifter.skeleton import COCO, H36M, bone_lengths, coco_to_h36m_2d
 from vidmine.lifter.synthetic import ACTIONS, SyntheticConfig, generate
 
@@ -76,7 +78,7 @@ def test_fill_missing_interpolates_and_clamps():
     kp = np.full((5, 1, 2), np.nan, dtype=np.float32)
     kp[1] = 10
     kp[3] = 30
-    out = fill_missing(kp)
+    out = interpolate_missing(kp)
     np.testing.assert_allclose(out[:, 0, 0], [10, 10, 20, 30, 30])
 
 
@@ -118,7 +120,7 @@ def _fake_h36m(tmp_path):
                 [510.0, 505.0]
             )
             views.append(np.concatenate([px, px[:5]]).astype(np.float32))  # 2D longer than 3D
-        pos2d[subject] = {"Walking 1": views}
+        pos2d[subject] = {"Walking 1": views + [None, None]}  # H36M's 4 cameras, 2 without 2D
     np.savez_compressed(tmp_path / "data_3d_h36m.npz", positions_3d=pos3d)
     meta = {"num_joints": 17, "keypoints_symmetry": [list(H36M.left), list(H36M.right)]}
     np.savez_compressed(tmp_path / "data_2d_h36m_gt.npz", positions_2d=pos2d, metadata=meta)
@@ -146,7 +148,7 @@ def test_h36m_reader_puts_poses_in_camera_space(tmp_path):
 
 def test_custom_2d_round_trip(tmp_path):
     kp = np.random.default_rng(0).uniform(0, 640, size=(12, 17, 2)).astype(np.float32)
-    save_custom_2d(tmp_path / "data_2d_custom_x.npz", {"clip.mp4": (kp, 640, 360)})
+    write_custom_2d(tmp_path / "data_2d_custom_x.npz", "x", [CustomEntry("clip.mp4", 640, 360, kp)])
     with np.load(tmp_path / "data_2d_custom_x.npz", allow_pickle=True) as npz:
         meta = npz["metadata"].item()
         assert npz["positions_2d"].item()["clip.mp4"]["custom"][0].shape == (12, 17, 2)
@@ -154,9 +156,39 @@ def test_custom_2d_round_trip(tmp_path):
         "w": 640,
         "h": 360,
     }
-    got, w, h = load_custom_2d(tmp_path / "data_2d_custom_x.npz")["clip.mp4"]
+    (entry,) = read_custom_2d(tmp_path / "data_2d_custom_x.npz", allow_missing=True)
+    got, w, h = entry.keypoints, entry.width, entry.height
     np.testing.assert_array_equal(got, kp)
     assert (w, h) == (640, 360)
+
+
+def test_custom_2d_with_gaps_is_read_for_the_lifter_only(tmp_path):
+    """A hand-made custom 2D file may hold NaN keypoints: the lifter reads it and fills them,
+    the format reader alone refuses it (VideoPose3D's own files have no gaps)."""
+    kp = np.random.default_rng(1).uniform(0, 640, size=(6, 17, 2)).astype(np.float32)
+    kp[2:4, 9] = np.nan
+    path = tmp_path / "data_2d_custom_gaps.npz"
+    meta = {"layout_name": "coco", "num_joints": 17, "video_metadata": {"t": {"w": 640, "h": 360}}}
+    save_npz(path, {"positions_2d": {"t": {"custom": [kp]}}, "metadata": meta})
+    with pytest.raises(FormatError, match="NaN"):
+        read_custom_2d(path)
+    (entry,) = read_custom_2d(path, allow_missing=True)
+    np.testing.assert_array_equal(entry.keypoints, kp)
+    filled = interpolate_missing(entry.keypoints)
+    np.testing.assert_allclose(
+        filled[2:4, 9], kp[1, 9] + (kp[4, 9] - kp[1, 9]) * [[1 / 3], [2 / 3]]
+    )
+
+
+@pytest.mark.filterwarnings("ignore:Mean of empty slice")
+def test_interpolate_missing_fills_a_joint_never_seen_from_the_others():
+    kp = np.arange(3 * 17 * 2, dtype=np.float32).reshape(3, 17, 2)
+    kp[:, 4] = np.nan
+    out = interpolate_missing(kp)
+    others = np.delete(kp, 4, axis=1)
+    np.testing.assert_allclose(out[:, 4], others.mean(axis=1))
+    with pytest.raises(ValueError, match="no keypoints at all"):
+        interpolate_missing(np.full((3, 17, 2), np.nan, np.float32))
 
 
 def test_coco_to_h36m_uses_midpoints():

@@ -15,6 +15,16 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 MAX_ID_LENGTH = 96
 
 
+_UNSAFE_IN_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def file_name_part(text: str) -> str:
+    """``text`` as part of a file name other projects pick by (HMMR's ``<tag>_<video_id>``):
+    every run of characters other than ``[A-Za-z0-9_.-]`` becomes one ``_``. Readable, not
+    unique (no hash): for names whose raw text the user controls, such as download tags."""
+    return _UNSAFE_IN_NAME.sub("_", text).strip("_") or "x"
+
+
 def short_hash(text: str, length: int = 8) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:length]
 

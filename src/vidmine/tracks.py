@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -108,6 +107,8 @@ def boxes_array(tracks: pd.DataFrame) -> np.ndarray:
 
 def encode_mask_png(mask: np.ndarray) -> bytes:
     """A boolean (h, w) mask as a 1-bit PNG: the ``mask_png`` cell, and VPD's mask encoding."""
+    import cv2  # here, not at the top: the track table's readers (the CLI too) need no OpenCV
+
     ok, data = cv2.imencode(".png", np.asarray(mask, np.uint8) * 255, [cv2.IMWRITE_PNG_BILEVEL, 1])
     if not ok:
         raise ValueError(f"cannot PNG-encode a mask of shape {np.shape(mask)}")
@@ -118,6 +119,8 @@ def decode_mask_png(data: bytes | None) -> np.ndarray | None:
     """A ``mask_png`` cell as a bool (h, w) array; None when absent or undecodable."""
     if data is None or len(data) == 0:
         return None
+    import cv2
+
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if image is None or image.size == 0:
         return None

@@ -1,7 +1,8 @@
 """``vidmine export {videopose3d,detectron,hmmr,vpd,trackverse,index}`` and the importers
 ``vidmine import-kinetics`` / ``vidmine import-instavariety``. Registered by ``vidmine.cli``.
 
-The commands only parse arguments and call :mod:`vidmine.export` (imported lazily, so
+The commands only parse arguments and call :mod:`vidmine.exports` / :mod:`vidmine.imports`
+(imported inside each command, so building the parser imports no heavy library and
 ``vidmine --help`` stays fast). Expected failures (a missing input table, a file in the wrong
 format, an undecodable clip) print one line ``vidmine: <what>`` to stderr and exit with 2;
 anything else is a bug and keeps its traceback.
@@ -39,7 +40,7 @@ def _run(label: str, out: str, build: Callable[[], dict[str, Any]]) -> int:
 
 
 def cmd_export_videopose3d(args: argparse.Namespace) -> int:
-    from vidmine.export import export_videopose3d
+    from vidmine.exports.videopose3d import export_videopose3d
 
     return _run(
         "videopose3d",
@@ -49,25 +50,25 @@ def cmd_export_videopose3d(args: argparse.Namespace) -> int:
 
 
 def cmd_export_detectron(args: argparse.Namespace) -> int:
-    from vidmine.export import export_detectron
+    from vidmine.exports.detectron import export_detectron
 
     return _run("detectron", args.out, lambda: export_detectron(args.dataset_dir, args.out))
 
 
 def cmd_export_hmmr(args: argparse.Namespace) -> int:
-    from vidmine.export import export_hmmr
+    from vidmine.exports.hmmr import export_hmmr
 
     return _run("hmmr", args.out, lambda: export_hmmr(args.dataset_dir, args.out))
 
 
 def cmd_export_vpd(args: argparse.Namespace) -> int:
-    from vidmine.export import export_vpd
+    from vidmine.exports.vpd import export_vpd
 
     return _run("vpd", args.out, lambda: export_vpd(args.dataset_dir, args.out))
 
 
 def cmd_export_trackverse(args: argparse.Namespace) -> int:
-    from vidmine.export import export_trackverse
+    from vidmine.exports.trackverse import export_trackverse
 
     return _run(
         "trackverse",
@@ -77,7 +78,7 @@ def cmd_export_trackverse(args: argparse.Namespace) -> int:
 
 
 def cmd_export_index(args: argparse.Namespace) -> int:
-    from vidmine.export import export_index
+    from vidmine.exports.index import export_index
 
     return _run(
         "index", args.out, lambda: export_index(args.dataset_dir, args.out, args.config_hash)
@@ -100,7 +101,7 @@ def _run_import(label: str, out: str, build: Callable[[], dict[str, Any]]) -> in
 
 
 def cmd_import_kinetics(args: argparse.Namespace) -> int:
-    from vidmine.export import import_kinetics
+    from vidmine.imports.kinetics import import_kinetics
 
     return _run_import(
         "import-kinetics",
@@ -110,7 +111,7 @@ def cmd_import_kinetics(args: argparse.Namespace) -> int:
 
 
 def cmd_import_instavariety(args: argparse.Namespace) -> int:
-    from vidmine.export import import_instavariety
+    from vidmine.imports.instavariety import import_instavariety
 
     return _run_import(
         "import-instavariety",
@@ -120,11 +121,14 @@ def cmd_import_instavariety(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``export`` (one subcommand per target) and the two importers to ``sub``."""
     export = sub.add_parser("export", help="export a dataset in another project's format")
     kinds = export.add_subparsers(dest="export_kind", required=True)
 
-    def add(name: str, help_text: str, func: Callable[[argparse.Namespace], int], out: str):
-        p = kinds.add_parser(name, help=help_text)
+    def add(
+        name: str, help_text: str, func: Callable[[argparse.Namespace], int], out: str
+    ) -> argparse.ArgumentParser:
+        p = kinds.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--dataset-dir", required=True, help="results/{dataset}")
         p.add_argument("--out", required=True, help=out)
         p.set_defaults(func=func)
@@ -160,20 +164,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config-hash", required=True, help="hash of the dataset's config")
 
-    p = sub.add_parser(
-        "import-kinetics", help="Temporal-3D-Pose-Kinetics pickles -> track tables + lifter npz"
+    kinetics_help = "Temporal-3D-Pose-Kinetics pickles -> track tables + lifter npz"
+    p = sub.add_parser("import-kinetics", help=kinetics_help, description=kinetics_help)
+    p.add_argument(
+        "--out-dir", required=True, help="gets tracks/, kinetics_lifter.npz and refused.tsv"
     )
-    p.add_argument("--out-dir", required=True)
     p.add_argument("--fps", type=float, required=True, help="frame rate of the trimmed clips")
     p.add_argument("--width", type=int, required=True, help="clip width in pixels")
     p.add_argument("--height", type=int, required=True, help="clip height in pixels")
     p.add_argument("pkl", nargs="+", help="<youtube_id>_<start>_<end>.pkl files")
     p.set_defaults(func=cmd_import_kinetics)
 
-    p = sub.add_parser(
-        "import-instavariety", help="InstaVariety per-frame JSON tracks -> track tables"
-    )
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--fps", type=float, required=True)
+    insta_help = "InstaVariety per-frame JSON tracks -> track tables"
+    p = sub.add_parser("import-instavariety", help=insta_help, description=insta_help)
+    p.add_argument("--out-dir", required=True, help="gets tracks/ and refused.tsv")
+    p.add_argument("--fps", type=float, required=True, help="frame rate of the videos")
     p.add_argument("video_dir", help="<tag>/<video_id>/ (or a folder above or below it)")
     p.set_defaults(func=cmd_import_instavariety)

@@ -13,9 +13,9 @@ All npz files store pickled Python objects. They are written with numpy-1-compat
 (see :mod:`vidmine.formats._pickles`) and read with a restricted unpickler instead of
 ``allow_pickle=True``. The files load in VideoPose3D with ``np.load(..., allow_pickle=True)``.
 
-This module does not import :mod:`vidmine.lifter.data` at import time: that pulls in torch
-(through ``lifter.camera``), which the export environment does not have. Its interpolation
-helper is therefore re-stated here (same rule: VideoPose3D's per-coordinate ``np.interp``).
+The lifter (:mod:`vidmine.lifter`) reads these files through this module too, and fills
+missing keypoints with :func:`interpolate_missing`, the one gap rule of both: this module
+imports no lifter code (and so no torch, which the export environment does not have).
 """
 
 from __future__ import annotations
@@ -68,11 +68,11 @@ def custom_2d_path(folder: str | os.PathLike, dataset_name: str) -> Path:
     return Path(folder) / f"data_2d_custom_{dataset_name}.npz"
 
 
-def _check_keypoints(path: Any, name: str, kp: Any) -> np.ndarray:
+def _check_keypoints(path: Any, name: str, kp: Any, allow_missing: bool = False) -> np.ndarray:
     arr = np.asarray(kp, dtype=np.float32)
     if arr.ndim != 3 or arr.shape[1:] != (N_KEYPOINTS, 2) or len(arr) == 0:
         raise FormatError(f"{path}: {name}: keypoints shape {arr.shape}, expected (T>0, 17, 2)")
-    if not np.isfinite(arr).all():
+    if not allow_missing and not np.isfinite(arr).all():
         raise FormatError(f"{path}: {name}: keypoints contain NaN/inf (interpolate first)")
     return arr
 
@@ -121,8 +121,13 @@ def write_custom_2d(
     return target
 
 
-def read_custom_2d(path: str | os.PathLike) -> list[CustomEntry]:
-    """Read a custom 2D dataset back into entries (the first camera of each sequence)."""
+def read_custom_2d(path: str | os.PathLike, allow_missing: bool = False) -> list[CustomEntry]:
+    """Read a custom 2D dataset back into entries (the first camera of each sequence).
+
+    VideoPose3D's files hold no missing keypoint, so NaN / inf is refused unless
+    ``allow_missing``: the lifter reads hand-made files too and fills gaps itself
+    (:func:`interpolate_missing`).
+    """
     arrays = load_npz(path)
     positions = npz_item(path, arrays, "positions_2d")
     metadata = npz_item(path, arrays, "metadata")
@@ -145,26 +150,35 @@ def read_custom_2d(path: str | os.PathLike) -> list[CustomEntry]:
             raise FormatError(f"{path}: {name}: {CUSTOM_ACTION!r} must be a list of cameras")
         if name not in videos or not {"w", "h"} <= set(videos[name]):
             raise FormatError(f"{path}: {name}: no w/h in metadata video_metadata")
-        kp = _check_keypoints(path, name, cams[0])
+        kp = _check_keypoints(path, name, cams[0], allow_missing)
         out.append(CustomEntry(name, int(videos[name]["w"]), int(videos[name]["h"]), kp))
     return out
 
 
-def _interpolate_missing(kp: np.ndarray) -> np.ndarray:
-    """Fill NaN keypoints by linear interpolation over frames, clamped at the ends.
+def interpolate_missing(kp: np.ndarray) -> np.ndarray:
+    """Fill missing (NaN / inf) keypoints: linear over frames, clamped at the ends.
 
-    VideoPose3D's ``prepare_data_2d_custom`` rule (FORMATS.md 1.3 step 4), applied per joint
-    and coordinate so that a single missing joint is filled too; the same as
-    :func:`vidmine.lifter.data.fill_missing` for these inputs.
+    VideoPose3D's ``prepare_data_2d_custom`` rule for frames without a detection (FORMATS.md
+    1.3 step 4), applied per joint and coordinate so that a single dropped joint is filled
+    too. A joint never seen in any frame has nothing to interpolate from; it takes the mean of
+    the frame's other joints so the array stays finite (the lifter needs finite input; the
+    custom-2D export leaves such tracks out before it gets here). Returns a float32 copy; a
+    ``ValueError`` when some frame has no keypoint at all to fill from.
     """
     out = np.array(kp, dtype=np.float32, copy=True)
-    frames = np.arange(len(out))
+    frames = np.arange(out.shape[0])
     for j in range(out.shape[1]):
         for c in range(out.shape[2]):
             col = out[:, j, c]
             ok = np.isfinite(col)
-            if not ok.all() and ok.any():
-                col[~ok] = np.interp(frames[~ok], frames[ok], col[ok])
+            if ok.all() or not ok.any():
+                continue
+            col[~ok] = np.interp(frames[~ok], frames[ok], col[ok])
+    if not np.isfinite(out).all():
+        centre = np.nanmean(out, axis=1, keepdims=True)
+        if not np.isfinite(centre).all():
+            raise ValueError("track has frames with no keypoints at all and nothing to fill from")
+        out = np.where(np.isfinite(out), out, centre)
     return out
 
 
@@ -197,7 +211,7 @@ def tracks_to_custom_entries(
         kp[frames - first] = keypoint_array(rows)[:, :, :2]
         if not np.isfinite(kp).any(axis=(0, 2)).all():
             continue  # some joint never seen: nothing to interpolate from
-        kp = _interpolate_missing(kp)
+        kp = interpolate_missing(kp)
         out.append(CustomEntry(track_key(clip_id, int(track_id)), width, height, kp, first))
     return out
 

@@ -7,8 +7,12 @@ same normalised units. Quaternions are (w, x, y, z) and rotate camera -> world.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # the projections import torch when called: data readers need no torch
+    import torch
 
 
 def normalize_screen_coordinates(x: np.ndarray, w: float, h: float) -> np.ndarray:
@@ -77,6 +81,8 @@ def _clamped_ratio(x: torch.Tensor) -> torch.Tensor:
     depths within 1e-6 of 0 are moved to +-1e-6 first, so the ratio clamps and its gradient is
     0. Elsewhere the result is the original's.
     """
+    import torch
+
     z = x[..., 2:]
     tiny = z.abs() < _MIN_DEPTH
     z = torch.where(tiny, torch.where(z < 0, -_MIN_DEPTH, _MIN_DEPTH).to(z.dtype), z)
@@ -89,6 +95,8 @@ def project_to_2d(x: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
     The x/y over z ratio is clamped to [-1, 1] before distortion, like VideoPose3D, so that
     wildly wrong early predictions cannot blow up the semi-supervised loss.
     """
+    import torch
+
     shape = (intrinsics.shape[0],) + (1,) * (x.dim() - 2) + (-1,)
     k = intrinsics.reshape(shape)
     f, c, radial, tangential = k[..., :2], k[..., 2:4], k[..., 4:7], k[..., 7:9]

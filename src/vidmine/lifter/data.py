@@ -7,7 +7,12 @@ others root-relative, metres; FORMATS.md 1.5) and the camera intrinsics. Readers
 * :func:`load_h36m` - VideoPose3D's ``data_3d_h36m.npz`` + ``data_2d_h36m_<src>.npz``.
 * :func:`dataset_from_arrays` - the boundary for any other source (the synthetic
   generator, and later the Kinetics pseudo-3D importer): plain arrays in, dataset out.
-* :func:`load_custom_2d` / :func:`save_custom_2d` - ``data_2d_custom_<name>.npz`` tracks.
+
+VideoPose3D's npz files (Human3.6M here, ``data_2d_custom_<name>.npz`` in
+:mod:`vidmine.lifter.lift`) are parsed by :mod:`vidmine.formats.videopose3d` only, with its
+restricted unpickler, and missing keypoints are filled by its
+:func:`~vidmine.formats.videopose3d.interpolate_missing`, the one gap rule of the exports
+and the lifter.
 """
 
 from __future__ import annotations
@@ -19,7 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vidmine.formats.videopose3d import H36M_KEPT_32
+from vidmine.formats.videopose3d import (
+    H36M_KEPT_32,  # the joints load_h36m keeps (through h36m_reduce_to_17)
+    h36m_reduce_to_17,
+    interpolate_missing,
+    read_h36m_2d,
+    read_h36m_3d,
+)
 from vidmine.lifter.camera import (
     normalize_screen_coordinates,
     normalized_intrinsics,
@@ -71,31 +82,6 @@ class PoseDataset:
         return sorted({s.subject for s in self.sequences})
 
 
-def fill_missing(kp: np.ndarray) -> np.ndarray:
-    """Linearly interpolate NaN keypoints over time, per joint and coordinate.
-
-    This is what VideoPose3D's custom-data preparation does for frames without a detection
-    (values before the first / after the last valid frame are clamped); here it also covers
-    single dropped joints. A joint that is never seen is filled from the frame's other
-    joints' mean so the array stays finite.
-    """
-    out = np.array(kp, dtype=np.float32, copy=True)
-    frames = np.arange(out.shape[0])
-    for j in range(out.shape[1]):
-        for c in range(out.shape[2]):
-            col = out[:, j, c]
-            ok = np.isfinite(col)
-            if ok.all() or not ok.any():
-                continue
-            col[~ok] = np.interp(frames[~ok], frames[ok], col[ok])
-    if not np.isfinite(out).all():
-        centre = np.nanmean(out, axis=1, keepdims=True)
-        if not np.isfinite(centre).all():
-            raise ValueError("track has frames with no keypoints at all and nothing to fill from")
-        out = np.where(np.isfinite(out), out, centre)
-    return out
-
-
 def dataset_from_arrays(
     poses_2d: Sequence[np.ndarray],
     poses_3d: Sequence[np.ndarray | None],
@@ -122,7 +108,7 @@ def dataset_from_arrays(
     seqs = []
     for i, kp in enumerate(poses_2d):
         w, h = resolutions[i]
-        kp = fill_missing(kp)
+        kp = interpolate_missing(kp)
         if pixels:
             kp = normalize_screen_coordinates(kp, w, h)
         if kp.shape[1] != layout.num_joints:
@@ -151,11 +137,6 @@ def root_relative(pos: np.ndarray) -> np.ndarray:
     out = np.array(pos, dtype=np.float32, copy=True)
     out[:, 1:] -= out[:, :1]
     return out
-
-
-def _load_npz_dict(path: Path, key: str) -> dict:
-    with np.load(path, allow_pickle=True) as npz:
-        return npz[key].item()
 
 
 def load_h36m_cameras(path: Path) -> dict[str, list[dict]]:
@@ -211,16 +192,14 @@ def load_h36m(path_3d: Path, path_2d: Path, cameras_path: Path) -> PoseDataset:
     camera, and made root-relative; 2D is truncated to the mocap length and normalised
     with that camera's resolution. Cameras whose 2D entry is None are skipped.
     """
-    pos3d = _load_npz_dict(Path(path_3d), "positions_3d")
-    pos2d = _load_npz_dict(Path(path_2d), "positions_2d")
-    layout = _layout_from_metadata(_load_npz_dict(Path(path_2d), "metadata"))
+    pos3d = read_h36m_3d(path_3d)
+    pos2d, metadata = read_h36m_2d(path_2d)
+    layout = _layout_from_metadata(metadata)
     cameras = load_h36m_cameras(Path(cameras_path))
     seqs = []
     for subject in sorted(pos3d):
         for action in sorted(pos3d[subject]):
-            world = np.asarray(pos3d[subject][action], dtype=np.float64)
-            if world.shape[1] == 32:
-                world = world[:, list(H36M_KEPT_32)]
+            world = h36m_reduce_to_17(pos3d[subject][action]).astype(np.float64)
             for cam_idx, kp in enumerate(pos2d.get(subject, {}).get(action, [])):
                 if kp is None:
                     continue
@@ -244,43 +223,14 @@ def load_h36m(path_3d: Path, path_2d: Path, cameras_path: Path) -> PoseDataset:
     return PoseDataset(seqs, layout, fps=50.0, name=f"h36m:{Path(path_2d).stem}")
 
 
-def load_custom_2d(path: Path) -> dict[str, tuple[np.ndarray, int, int]]:
-    """``data_2d_custom_<name>.npz`` -> {track name: (keypoints px (T, 17, 2), w, h)}."""
-    pos2d = _load_npz_dict(Path(path), "positions_2d")
-    meta = _load_npz_dict(Path(path), "metadata")
-    videos = meta.get("video_metadata", {})
-    out = {}
-    for name, entry in pos2d.items():
-        kp = np.asarray(entry["custom"][0], dtype=np.float32)
-        res = videos.get(name, {"w": 1000, "h": 1000})
-        out[name] = (kp, int(res["w"]), int(res["h"]))
-    return out
-
-
-def save_custom_2d(path: Path, tracks: dict[str, tuple[np.ndarray, int, int]]) -> None:
-    """Write tracks in VideoPose3D's custom 2D layout (FORMATS.md 1.3), COCO order."""
-    positions = {
-        name: {"custom": [np.asarray(kp, np.float32)]} for name, (kp, _, _) in tracks.items()
-    }
-    meta = {
-        "layout_name": "coco",
-        "num_joints": 17,
-        "keypoints_symmetry": [list(COCO.left), list(COCO.right)],
-        "video_metadata": {name: {"w": w, "h": h} for name, (_, w, h) in tracks.items()},
-    }
-    np.savez_compressed(path, positions_2d=positions, metadata=meta)
-
-
 __all__ = [
     "H36M",
+    "H36M_KEPT_32",
     "H36M_TEST_SUBJECTS",
     "H36M_TRAIN_SUBJECTS",
     "PoseDataset",
     "PoseSequence",
     "dataset_from_arrays",
-    "fill_missing",
-    "load_custom_2d",
     "load_h36m",
     "load_h36m_cameras",
-    "save_custom_2d",
 ]

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidmine.formats.videopose3d import interpolate_missing, read_custom_2d
 from vidmine.lifter.camera import normalize_screen_coordinates
 from vidmine.lifter.checkpoint import LoadedLifter, load_lifter
-from vidmine.lifter.data import fill_missing, load_custom_2d
 from vidmine.lifter.evaluate import predict
 from vidmine.lifter.skeleton import coco_to_h36m_2d, get_layout
 
@@ -35,7 +35,7 @@ def lift_keypoints(
     Joints are root-relative; when the checkpoint has a trajectory model (semi-supervised
     training) and ``with_trajectory`` is set, its root trajectory is added.
     """
-    kp = fill_missing(np.asarray(keypoints_px, dtype=np.float32))
+    kp = interpolate_missing(np.asarray(keypoints_px, dtype=np.float32))
     if lifter.input_layout != track_layout:
         if (track_layout, lifter.input_layout) != ("coco", "h36m"):
             raise ValueError(f"cannot feed {track_layout} tracks to a {lifter.input_layout} model")
@@ -74,9 +74,11 @@ def lift_custom_file(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for i, (name, (kp, w, h)) in enumerate(sorted(load_custom_2d(input_npz).items())):
+    tracks = sorted(read_custom_2d(input_npz, allow_missing=True), key=lambda e: e.name)
+    for i, track in enumerate(tracks):
+        kp, w, h = track.keypoints, track.width, track.height
         pose = lift_keypoints(lifter, kp, w, h, device=device)
-        path = out_dir / f"{safe_name(name)}.npz"
+        path = out_dir / f"{safe_name(track.name)}.npz"
         np.savez_compressed(path, poses_3d=pose, keypoints_2d=kp, width=w, height=h)
         written.append(path)
         if i < render:

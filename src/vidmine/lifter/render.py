@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidmine.lifter.data import fill_missing
+from vidmine.formats.videopose3d import interpolate_missing
 from vidmine.lifter.skeleton import COCO_BONES, COCO_RIGHT, H36M_PARENTS, H36M_RIGHT
 
 
@@ -42,7 +42,7 @@ def render_lift_gif(
     import matplotlib.pyplot as plt
     from matplotlib.animation import FuncAnimation, PillowWriter
 
-    kp = fill_missing(keypoints_px)
+    kp = interpolate_missing(keypoints_px)
     pose = _to_plot_axes(np.asarray(poses_3d, dtype=np.float64))
     idx = np.linspace(0, len(kp) - 1, min(len(kp), max_frames)).round().astype(int)
     fig = plt.figure(figsize=(size * 2, size))
