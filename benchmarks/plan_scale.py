@@ -2,7 +2,7 @@
 
 Generates an N-video URL list and its manifest, then times `snakemake -n all` on the real
 workflow (one job per stage per shard) and, in the same run, on a naive Snakefile with one job
-per stage per video, for the same stages (``vidmine.layout.STAGES``). Prints wall time, peak
+per stage per video, for the same stages (``vidmine.registry.STAGE_NAMES``). Prints wall time, peak
 memory (RSS of the snakemake process) and ratios.
 
     .venv/bin/python benchmarks/plan_scale.py                 # 100k videos, shard_size 200
@@ -25,8 +25,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from vidmine.layout import STAGES  # noqa: E402
 from vidmine.manifest import write_manifest  # noqa: E402
+from vidmine.registry import STAGE_NAMES as STAGES  # noqa: E402
 from vidmine.sources import read_urls  # noqa: E402
 
 

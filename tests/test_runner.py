@@ -15,10 +15,9 @@ from vidmine.io import atomic_path, partial_path, remove_partials
 from vidmine.layout import DatasetLayout
 from vidmine.manifest import write_manifest
 from vidmine.probing import probe_video
-from vidmine.tables import TEXT, Table
 from vidmine.runner import ItemResult, Journal, journal_path, read_status, run_shard
 from vidmine.sources import SourceRecord
-
+from vidmine.tables import TEXT, Table
 
 ROWS = Table("rows", "an item of the counting stage", pa.schema([("x", TEXT)]))
 

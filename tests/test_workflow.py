@@ -303,3 +303,22 @@ def test_trained_filter_scorers_run_in_the_torch_env(tmp_path):
         plan[name] = run.stdout + run.stderr
     assert "rule filter:" in plan["default"] and "filter_torch" not in plan["default"]
     assert "rule filter_torch:" in plan["trained"] and "rule filter:" not in plan["trained"]
+
+
+def test_lifter_rules_declare_the_human36m_files_they_read(tmp_path):
+    """With Human3.6M as the lifter's data, training and evaluation list its three files as
+    inputs, so a missing one stops the plan naming it (and an edited one retrains)."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    lifter = config["datasets"]["demo"]["lifter"]
+    lifter.update(data="h36m", h36m_dir=str(tmp_path / "h36m"), h36m_cameras="cams.json")
+    path = tmp_path / "h36m.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = snakemake(
+        tmp_path, "-n", "results/demo/lifter/model.pt", "--configfile", str(path), check=False
+    )
+    assert run.returncode != 0
+    out = run.stdout + run.stderr
+    assert "MissingInputException" in out and "data_3d_h36m.npz" in out
+    assert "data_2d_h36m_cpn_ft_h36m_dbb.npz" in out and "cams.json" in out

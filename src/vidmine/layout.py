@@ -29,6 +29,16 @@ class DatasetLayout:
         return self.root / "clips.parquet"
 
     @property
+    def released_table(self) -> Path:
+        """The released clips (blurred, audited): what every export takes pixels from."""
+        return self.root / "released_clips.parquet"
+
+    @property
+    def crop_table(self) -> Path:
+        """One row per person track with its crop and flow files."""
+        return self.root / "crops.parquet"
+
+    @property
     def download_report(self) -> Path:
         return self.root / "download_report.parquet"
 

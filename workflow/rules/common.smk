@@ -292,6 +292,14 @@ def lifter_settings_json(wildcards):
     return shlex.quote(json.dumps(kept, sort_keys=True))
 
 
+def lifter_data_files(wildcards):
+    """Input function: the data files the lifter trains and evaluates on (none: synthetic)."""
+    from vidmine.lifter.config import DataConfig, data_files, section_settings
+
+    settings = section_settings(lifter_settings(wildcards.dataset))
+    return [str(path) for path in data_files(DataConfig.from_dict(settings))]
+
+
 def lifter_resource(name, default):
     """Resources function: a value from the lifter: section, else ``default``."""
 

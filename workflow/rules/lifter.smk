@@ -8,6 +8,8 @@
 
 
 rule train_lifter:
+    input:
+        data=lifter_data_files,
     output:
         model="results/{dataset}/lifter/model.pt",
     log:
@@ -30,6 +32,7 @@ rule train_lifter:
 rule evaluate_lifter:
     input:
         model="results/{dataset}/lifter/model.pt",
+        data=lifter_data_files,
     output:
         metrics=report(
             "results/{dataset}/lifter/metrics.json",

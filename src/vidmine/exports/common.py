@@ -19,18 +19,12 @@ from typing import Any
 import pandas as pd
 
 from vidmine.formats import FormatError
+from vidmine.layout import DatasetLayout
 from vidmine.manifest import read_manifest
 from vidmine.tables import CLIPS, CROP_TABLE, RELEASED, TRACK_TABLE
 from vidmine.tracks import PERSON_CLASS_ID, read_tracks
 
 log = logging.getLogger(__name__)
-
-# The dataset files the exports read, relative to the dataset folder.
-MANIFEST_FILE = "manifest.parquet"
-CLIPS_FILE = "clips.parquet"
-RELEASED_FILE = "released_clips.parquet"
-TRACKS_FILE = "tracks.parquet"
-CROPS_FILE = "crops.parquet"
 
 # The columns of each table that some export reads.
 MANIFEST_USED = ("video_id", "url", "split")
@@ -47,6 +41,11 @@ TRACKS_USED = (
     "path",
 )
 CROPS_USED = ("clip_id", "track_id", "path")
+
+
+def layout_of(root: Path) -> DatasetLayout:
+    """The layout of a dataset folder (where its files are: :mod:`vidmine.layout`)."""
+    return DatasetLayout(root.parent, root.name)
 
 
 def dataset_root(dataset_dir: str | os.PathLike) -> Path:
@@ -80,27 +79,27 @@ def read_checked(
 
 
 def read_manifest_table(root: Path) -> pd.DataFrame:
-    return read_checked(root / MANIFEST_FILE, read_manifest, MANIFEST_USED)
+    return read_checked(layout_of(root).manifest, read_manifest, MANIFEST_USED)
 
 
 def read_clips(root: Path) -> pd.DataFrame:
     """Every clip, released or not (``clips.parquet``)."""
-    return read_checked(root / CLIPS_FILE, CLIPS.read, CLIPS_USED)
+    return read_checked(layout_of(root).clip_table, CLIPS.read, CLIPS_USED)
 
 
 def read_released(root: Path) -> pd.DataFrame:
     """The released clips (``released_clips.parquet``): the only pixels exports may use."""
-    return read_checked(root / RELEASED_FILE, RELEASED.read, RELEASED_USED)
+    return read_checked(layout_of(root).released_table, RELEASED.read, RELEASED_USED)
 
 
 def read_track_table(root: Path) -> pd.DataFrame:
     """One row per track of the dataset (``tracks.parquet``)."""
-    return read_checked(root / TRACKS_FILE, TRACK_TABLE.read, TRACKS_USED)
+    return read_checked(layout_of(root).track_table, TRACK_TABLE.read, TRACKS_USED)
 
 
 def read_crop_table(root: Path) -> pd.DataFrame:
     """One row per person track with its crop and flow files (``crops.parquet``)."""
-    return read_checked(root / CROPS_FILE, CROP_TABLE.read, CROPS_USED)
+    return read_checked(layout_of(root).crop_table, CROP_TABLE.read, CROPS_USED)
 
 
 def none_if_missing(value: Any) -> Any:
@@ -152,7 +151,7 @@ def clip_tracks(root: Path, clip_id: str, summary: pd.DataFrame) -> pd.DataFrame
     paths = summary["path"].dropna().unique()
     if len(paths) != 1:
         raise FormatError(
-            f"{root / TRACKS_FILE}: clip {clip_id} has {len(paths)} track-table paths"
+            f"{layout_of(root).track_table}: clip {clip_id} has {len(paths)} track-table paths"
         )
     path = root / str(paths[0])
     if not path.exists():

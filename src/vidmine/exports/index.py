@@ -16,9 +16,9 @@ import pandas as pd
 import pyarrow as pa
 
 from vidmine.exports.common import (
-    CLIPS_FILE,
     Lookup,
     dataset_root,
+    layout_of,
     none_if_missing,
     read_clips,
     read_crop_table,
@@ -183,7 +183,7 @@ def _clip_details(root: Path, released: pd.DataFrame) -> Lookup:
     """Clip rows by clip id: the released ones, then (``clips.parquet`` being optional) those of
     unreleased clips, so tracks of dropped clips still get their clip's times and size."""
     clip_info = released.drop_duplicates("clip_id").set_index("clip_id")
-    if (root / CLIPS_FILE).exists():
+    if layout_of(root).clip_table.exists():
         extra = read_clips(root).drop_duplicates("clip_id").set_index("clip_id")
         clip_info = pd.concat([clip_info, extra[~extra.index.isin(clip_info.index)]])
     return Lookup(clip_info)

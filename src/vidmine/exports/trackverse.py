@@ -9,11 +9,10 @@ from pathlib import Path
 
 from vidmine.exports.common import dataset_root
 from vidmine.formats import FormatError
+from vidmine.formats.trackverse import META_SUFFIX
 from vidmine.io import atomic_dir, link_or_copy
 
 log = logging.getLogger(__name__)
-
-META_SUFFIX = "-meta.jsonl.gzip"
 
 
 def _visible_files(folder: Path) -> list[Path]:

@@ -17,6 +17,7 @@ from vidmine.io import write_npz
 
 CROPS_FORMAT = "vidmine-track-crops/1"
 
+
 @dataclass
 class TrackCrops:
     """One track's crops. Row ``i`` of every array belongs to clip frame ``frames[i]``.

@@ -24,6 +24,9 @@ import pandas as pd
 
 from vidmine.io import atomic_path
 
+META_SUFFIX = "-meta.jsonl.gzip"  # a video's records: tracks_meta/<domain>/<yid[:2]>/<yid><suffix>
+PROGRESS_SUFFIX = "-progress.txt"  # its finished segment ids
+
 V1_KEYS = (
     "yid",
     "tid",
@@ -75,8 +78,6 @@ def track_record(
         "top10_wlogit_mu": [mu],
         "top10_wlogit_std": [std],
     }
-
-
 
 
 def segment_id(yid: str, start: float, end: float) -> str:
@@ -155,35 +156,9 @@ def _logit(record: dict[str, Any]) -> float:
     return float(record["top10_wcls"][0][0])  # 93dda91 records; v1 curate_db.py reads this
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def write_subset(index: pd.DataFrame, lines: list[int], target: str | Path) -> None:
     """Subset file: the selected index lines, verbatim, in index order."""
     wanted = set(lines)
     write_lines_gzip(
         target, (t for line, t in zip(index["line"], index["text"], strict=True) if line in wanted)
     )
-
-

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from vidmine.lifter.config import DataConfig, TrainConfig
+from vidmine.lifter.config import DataConfig, TrainConfig, section_settings
 
 _FLAG_NAMES = {"source": ("--data", "--source")}
 _CHOICES = {
@@ -70,7 +70,7 @@ def _field_names(cls) -> set[str]:
 def _settings(args: argparse.Namespace) -> dict:
     """The ``--settings`` JSON (a dataset's ``lifter:`` config section), checked for typos."""
     raw = json.loads(args.settings or "{}")
-    settings = {("source" if k == "data" else k): v for k, v in raw.items()}
+    settings = section_settings(raw)
     unknown = set(settings) - _field_names(TrainConfig) - _field_names(DataConfig) - WORKFLOW_KEYS
     if unknown:
         raise SystemExit(f"vidmine lifter: unknown lifter settings {sorted(unknown)}")

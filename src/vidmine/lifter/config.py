@@ -78,6 +78,30 @@ class TrainConfig(_Plain):
     threads: int | None = None
 
 
+# The workflow's `lifter:` section calls the data source `data` (DataConfig's `source`).
+SETTINGS_ALIASES = {"data": "source"}
+
+
+def section_settings(section: dict) -> dict:
+    """A dataset's ``lifter:`` config section with DataConfig's and TrainConfig's field names."""
+    return {SETTINGS_ALIASES.get(k, k): v for k, v in section.items()}
+
+
+def data_files(cfg: DataConfig) -> list[Path]:
+    """The files :func:`load_dataset` reads for ``cfg`` (none for the synthetic set), so the
+    workflow's rules can declare them."""
+    if cfg.source != "h36m":
+        return []
+    if not cfg.h36m_dir or not cfg.h36m_cameras:
+        raise ValueError("h36m data needs h36m_dir and h36m_cameras")
+    root = Path(cfg.h36m_dir)
+    return [
+        root / "data_3d_h36m.npz",
+        root / f"data_2d_h36m_{cfg.h36m_2d}.npz",
+        Path(cfg.h36m_cameras),
+    ]
+
+
 def load_dataset(cfg: DataConfig) -> PoseDataset:
     """Materialise the configured source as a :class:`PoseDataset`."""
     if cfg.source == "synthetic":
@@ -97,10 +121,5 @@ def load_dataset(cfg: DataConfig) -> PoseDataset:
             )
         )
     if cfg.source == "h36m":
-        if not cfg.h36m_dir or not cfg.h36m_cameras:
-            raise ValueError("h36m data needs h36m_dir and h36m_cameras")
-        root = Path(cfg.h36m_dir)
-        return load_h36m(
-            root / "data_3d_h36m.npz", root / f"data_2d_h36m_{cfg.h36m_2d}.npz", cfg.h36m_cameras
-        )
+        return load_h36m(*data_files(cfg))
     raise ValueError(f"unknown lifter data source {cfg.source!r} (synthetic | h36m)")

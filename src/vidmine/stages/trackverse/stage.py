@@ -8,7 +8,13 @@ from typing import Any
 
 import pandas as pd
 
-from vidmine.formats.trackverse import segment_id, track_record, write_meta
+from vidmine.formats.trackverse import (
+    META_SUFFIX,
+    PROGRESS_SUFFIX,
+    segment_id,
+    track_record,
+    write_meta,
+)
 from vidmine.io import write_text_atomic
 from vidmine.runner import ItemResult, ShardStage
 
@@ -37,7 +43,7 @@ class TrackVerseStage(ShardStage):
             segments.append(records)
             progress.append(segment_id(yid, clip["start_time"], clip["end_time"]))
         base = self.folder / yid[:2]
-        meta, done = base / f"{yid}-meta.jsonl.gzip", base / f"{yid}-progress.txt"
+        meta, done = base / f"{yid}{META_SUFFIX}", base / f"{yid}{PROGRESS_SUFFIX}"
         write_meta(meta, segments)
         write_text_atomic(done, "\n".join(progress) + "\n")
         outputs = [str(p.relative_to(self.layout.root)) for p in (meta, done)]
