@@ -68,5 +68,10 @@ def clip_id(video_id: str, index: int) -> str:
     return f"{video_id}-c{index:03d}"
 
 
+def video_of_clip(clip: str) -> str:
+    """The video a clip id belongs to (the inverse of :func:`clip_id`)."""
+    return clip.rsplit("-c", 1)[0]
+
+
 def shard_name(index: int) -> str:
     return f"s{index:05d}"

@@ -88,6 +88,15 @@ class DatasetLayout:
         """TrackVerse-format per-video records and curated subsets."""
         return self.root / "trackverse"
 
+    def trackverse_meta(self, domain: str) -> Path:
+        """A domain's per-video records (``<yid[:2]>/<yid>-meta.jsonl.gzip``)."""
+        return self.trackverse_dir / "tracks_meta" / domain
+
+    @property
+    def trackverse_subsets(self) -> Path:
+        """The index and curated subsets of every domain (``<domain>-<name>.jsonl.gzip``)."""
+        return self.trackverse_dir / "tracks_subsets"
+
     @property
     def report_dir(self) -> Path:
         return self.root / "report"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pyarrow.parquet as pq
 
+from vidmine.ids import video_of_clip
 from vidmine.layout import DatasetLayout
 from vidmine.manifest import read_manifest
 from vidmine.registry import BY_NAME, CLIP, STAGES, VIDEO, StageSpec
@@ -52,11 +53,6 @@ def _clip_count(layout: DatasetLayout, shards: list[str]) -> int:
     return sum(pq.ParquetFile(t).metadata.num_rows for t in tables if t.exists())
 
 
-def _video_of(item_id: str) -> str:
-    """A clip id's video (ids carry their parent: ``{video_id}-cNNN``)."""
-    return item_id.rsplit("-c", 1)[0]
-
-
 def _expected(
     entry: StageSpec, summaries: dict[str, StageSummary], ok_ids: dict[str, set[str]], base: dict
 ) -> int:
@@ -66,7 +62,7 @@ def _expected(
         return base["videos"] if entry.reads_manifest else base["clips"]
     passed = set.intersection(*(ok_ids[name] for name in entry.reads))
     if entry.item == VIDEO and any(BY_NAME[name].item == CLIP for name in entry.reads):
-        passed = {_video_of(item_id) for item_id in passed}
+        passed = {video_of_clip(item_id) for item_id in passed}
     return len(passed) + max(summaries[name].upstream_pending for name in entry.reads)
 
 
@@ -80,8 +76,9 @@ def summarise(layout: DatasetLayout) -> list[StageSummary]:
     for entry in STAGES:
         entries, done, running = _entries(layout, entry.name, shards)
         expected = _expected(entry, summaries, ok_ids, base)
-        summary = StageSummary(entry.name, expected=expected, shards_done=done)
-        summary.shards_running = running
+        summary = StageSummary(
+            entry.name, expected=expected, shards_done=done, shards_running=running
+        )
         for item in entries:
             summary.counts[item["status"]] += 1
             if item["status"] == FAILED:

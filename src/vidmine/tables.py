@@ -80,11 +80,7 @@ class Table:
         return pd.concat(frames, ignore_index=True) if frames else self.empty()
 
 
-def _fields(*pairs: tuple[str, pa.DataType]) -> list[tuple[str, pa.DataType]]:
-    return list(pairs)
-
-
-_CLIP_FIELDS = _fields(
+_CLIP_FIELDS = [
     ("clip_id", TEXT),
     ("video_id", TEXT),
     ("shard", TEXT),
@@ -98,10 +94,10 @@ _CLIP_FIELDS = _fields(
     ("width", pa.int64()),
     ("height", pa.int64()),
     ("has_audio", pa.bool_()),
-)
+]
 _PATH = ("path", TEXT)  # relative to the dataset folder
 # Filter scores that the released clip table carries along (the scores table has them all).
-_RELEASED_SCORE_FIELDS = _fields(
+_RELEASED_SCORE_FIELDS = [
     ("cartoon_score", pa.float64()),
     ("aesthetic_score", pa.float64()),  # NaN unless filter.aesthetic has a backend
     ("sharpness", pa.float64()),
@@ -109,7 +105,10 @@ _RELEASED_SCORE_FIELDS = _fields(
     ("contrast", pa.float64()),
     ("motion", pa.float64()),
     ("flags", TEXT),  # every filter reason that applied, comma-separated
-)
+]
+
+# The filter scores the released clip table carries along, by name.
+RELEASED_SCORE_COLUMNS = [name for name, _ in _RELEASED_SCORE_FIELDS]
 
 CLIPS = Table("clips", "a clip cut by the scene cut (private zone)", pa.schema(
     [*_CLIP_FIELDS, _PATH]
@@ -148,7 +147,7 @@ AUDIT = Table("audit", "a blurred clip the audit scanned", pa.schema([
     ("action", TEXT),  # clean / reblurred / dropped
     ("residual_frames_after", pa.int64()),
 ]))  # fmt: skip
-_TRACK_FIELDS = _fields(
+_TRACK_FIELDS = [
     ("clip_id", TEXT),
     ("video_id", TEXT),
     ("track_id", pa.int64()),
@@ -166,7 +165,7 @@ _TRACK_FIELDS = _fields(
     ("embedding", pa.list_(pa.float64())),
     ("shard", TEXT),
     ("path", TEXT),  # the clip's track-row file (vidmine.tracks)
-)
+]
 TRACKS = Table("tracks", "a track of a clip (summary; rows in vidmine.tracks files)", pa.schema(
     _TRACK_FIELDS
 ))  # fmt: skip
@@ -178,7 +177,7 @@ TRACKVERSE_LINKS = Table("trackverse", "a track kept in a TrackVerse record", pa
 TRACK_TABLE = Table("track_table", "a track of the dataset, with its TrackVerse fn", pa.schema(
     [*_TRACK_FIELDS, ("fn", TEXT)]
 ))  # fmt: skip
-_CROP_FIELDS = _fields(
+_CROP_FIELDS = [
     ("clip_id", TEXT),
     ("track_id", pa.int64()),
     ("n_crops", pa.int64()),
@@ -186,13 +185,13 @@ _CROP_FIELDS = _fields(
     ("has_mask", pa.bool_()),
     ("reason", TEXT),  # why a track got no crops
     ("path", TEXT),  # the track's crops npz (null without crops)
-)
-_FLOW_FIELDS = _fields(
+]
+_FLOW_FIELDS = [
     ("n_pairs", pa.int64()),
     ("backend", TEXT),
     ("mean_magnitude", pa.float64()),
     ("q90_magnitude", pa.float64()),
-)
+]
 CROPS = Table("crops", "a person track the crops stage cut", pa.schema(_CROP_FIELDS))
 FLOW = Table("flow", "a track whose crops got optical flow", pa.schema(
     [("clip_id", TEXT), ("track_id", pa.int64()), *_FLOW_FIELDS, ("path", TEXT)]

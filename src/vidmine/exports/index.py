@@ -93,7 +93,7 @@ def settings_hashes(root: Path) -> dict[str, dict[str, str]]:
     """stage -> item id (clip or video) -> the settings hash its status table recorded."""
     out: dict[str, dict[str, str]] = {}
     for stage in PROVENANCE_STAGES:
-        for path in sorted((root / "status" / stage).glob("*.parquet")):
+        for path in sorted(layout_of(root).status_dir(stage).glob("*.parquet")):
             # two fixed columns of STATUS_SCHEMA: no need to expand every row's fields JSON
             status = pd.read_parquet(path, columns=["id", "settings_hash"])
             ids = status["id"].astype(str)

@@ -7,7 +7,7 @@ import logging
 import os
 from pathlib import Path
 
-from vidmine.exports.common import dataset_root
+from vidmine.exports.common import dataset_root, layout_of
 from vidmine.formats import FormatError
 from vidmine.formats.trackverse import META_SUFFIX
 from vidmine.io import atomic_dir, link_or_copy
@@ -40,16 +40,16 @@ def export_trackverse(
     root = dataset_root(dataset_dir)
     if not domain or "/" in domain or domain.startswith("."):
         raise FormatError(f"trackverse domain {domain!r} is not a plain name")
-    source = root / "trackverse"
-    index = source / "tracks_subsets" / f"{domain}-index.jsonl.gzip"
+    layout = layout_of(root)
+    index = layout.trackverse_subsets / f"{domain}-index.jsonl.gzip"
     if not index.exists():
         raise FileNotFoundError(f"{index}: TrackVerse index missing (build it first)")
     subsets = sorted(
         p
-        for p in (source / "tracks_subsets").glob(f"{domain}-*.jsonl.gzip")
+        for p in layout.trackverse_subsets.glob(f"{domain}-*.jsonl.gzip")
         if not p.name.startswith(".")
     )
-    meta_dir = source / "tracks_meta" / domain
+    meta_dir = layout.trackverse_meta(domain)
     metas = _visible_files(meta_dir)
     counts = {"subsets": 0, "meta_files": 0, "videos": 0, "linked": 0, "copied": 0}
     with atomic_dir(out_dir) as tmp:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from vidmine.registry import BY_NAME
 from vidmine.runner import read_status
-from vidmine.tables import CLIPS, RELEASED, SCORES
+from vidmine.tables import CLIPS, RELEASED, RELEASED_SCORE_COLUMNS, SCORES
 
 log = logging.getLogger(__name__)
 AUDIT_SPEC = BY_NAME["audit"]
@@ -34,11 +34,9 @@ def gather_released(
         released_path = [AUDIT_SPEC.named_outputs(list(o))["released"] for o in passed.outputs]
         paths = dict(zip(passed.id, released_path, strict=True))
         actions = dict(zip(passed.id, passed.action, strict=True))
-        score_columns = [
-            c for c in RELEASED.columns if c in SCORES.columns and c not in CLIPS.columns
-        ]
         released = table[table.clip_id.isin(paths)].drop(columns=["path"])
-        released = released.merge(SCORES.concat(scores)[["clip_id", *score_columns]], on="clip_id")
+        scored = SCORES.concat(scores)[["clip_id", *RELEASED_SCORE_COLUMNS]]
+        released = released.merge(scored, on="clip_id")
         released["path"] = released.clip_id.map(paths)
         released["audit_action"] = released.clip_id.map(actions)
         released = released.sort_values("clip_id").reset_index(drop=True)

@@ -23,7 +23,7 @@ class TrackVerseStage(ShardStage):
     name = "trackverse"
 
     def item_folder(self) -> Path:
-        return self.layout.trackverse_dir / "tracks_meta" / self.settings["domain"]
+        return self.layout.trackverse_meta(self.settings["domain"])
 
     def process(self, item: dict[str, Any]) -> ItemResult:
         yid = item["id"]
