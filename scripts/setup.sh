@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
-packages=(ffmpeg python3 python3-venv python3-pip git ca-certificates)
+# opencv-doc ships OpenCV's sample media (a campus camera, an animated trailer, photographs):
+# the real-footage tests (tests/real_footage) read them from there.
+packages=(ffmpeg python3 python3-venv python3-pip git ca-certificates opencv-doc)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
