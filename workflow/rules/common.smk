@@ -212,10 +212,12 @@ def dataset_files(dataset):
 
 # --- detection, tracking and TrackVerse (rules in detect.smk) ---
 DETECT_ENVS = {
+    "hog_blazepose": "../envs/pose.yaml",
     "mediapipe": "../envs/pose.yaml",
     "torchvision": "../envs/torch.yaml",
     "detectron2": "../envs/detectron2.yaml",
 }
+CPU_DETECT_BACKENDS = ("hog_blazepose", "mediapipe")  # run in the CPU shard group
 
 
 FLOW_ENVS = {

@@ -19,7 +19,7 @@ for _backend, _env in DETECT_ENVS.items():
         wildcard_constraints:
             dataset=datasets_with_backend(_backend),
         group:
-            "shard_video" if _backend == "mediapipe" else "shard_gpu"
+            "shard_video" if _backend in CPU_DETECT_BACKENDS else "shard_gpu"
         conda:
             _env
         params:

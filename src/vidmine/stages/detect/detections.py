@@ -101,6 +101,7 @@ class Detector(Protocol):
 
 BACKENDS = {
     "mediapipe": "vidmine.stages.detect.backends.mediapipe:MediaPipePoseDetector",
+    "hog_blazepose": "vidmine.stages.detect.backends.hog:HogBlazePoseDetector",
     "torchvision": "vidmine.stages.detect.backends.torchvision:TorchvisionDetector",
     "detectron2": "vidmine.stages.detect.backends.detectron2:Detectron2Detector",
 }

@@ -62,6 +62,17 @@ def iter_sampled(path: Path, wanted: list[int]):
         raise DecodeError(f"no decodable frame in {path.name}")
 
 
+def searched_with(detector, settings: dict[str, Any]) -> str:
+    """One line naming the detector and the thresholds that decide who is found."""
+    described = detector.describe()
+    parts = [described.get("backend", settings["backend"]), str(described.get("model", ""))]
+    options = settings.get(settings["backend"], {}) or {}
+    parts += [f"{key}={value}" for key, value in sorted(options.items()) if key not in ("masks",)]
+    if settings.get("detect_fps"):
+        parts.append(f"detect_fps={settings['detect_fps']}")
+    return " ".join(p for p in parts if p)
+
+
 class DetectStage(ShardStage):
     """People (and objects, with a box backend) detected and tracked in every kept clip."""
 
@@ -72,6 +83,7 @@ class DetectStage(ShardStage):
         self.tracking = TrackingSettings.from_config(settings.get("tracking", {}))
         # Built here, before any clip: a missing package or weights stops the job at start.
         self.detector = make_detector(settings)
+        self.searched_with = searched_with(self.detector, settings)
         self.timings = {"decode": 0.0, "model": 0.0, "track": 0.0, "frames": 0}
 
     def item_folder(self) -> Path:
@@ -101,10 +113,20 @@ class DetectStage(ShardStage):
             "n_tracks": len(summaries),
             "n_person_tracks": n_people,
             "n_sampled": len(wanted),
+            "n_person_detections": tracker.n_person_detections,
+            "detector": self.searched_with,
             "decode_s": round(timing["decode"], 3),
             "model_s": round(timing["model"], 3),
             "track_s": round(timing["track"], 3),
         }
+        if n_people == 0:
+            # "No people" and "a detector that sees nothing" must be told apart: say how hard
+            # the clip was searched, with what, and whether anything was seen at all.
+            fields["no_people"] = (
+                f"no person track: {tracker.n_person_detections} person detections in "
+                f"{len(wanted)} frames searched by {self.searched_with}"
+            )
+            log.info("%s: %s", item["id"], fields["no_people"])
         for summary in summaries:
             summary["shard"] = self.shard
             summary["path"] = str(target.relative_to(self.layout.root))

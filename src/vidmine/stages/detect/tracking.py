@@ -18,7 +18,7 @@ import supervision as sv
 from trackers import ByteTrackTracker
 
 from vidmine.stages.detect.detections import COCO_CATEGORIES, Detections
-from vidmine.tracks import TRACK_COLUMNS, encode_mask_png
+from vidmine.tracks import PERSON_CLASS_ID, TRACK_COLUMNS, encode_mask_png
 
 # ByteTrack's buffer counts frames of a 30 fps video (trackers' convention).
 TRACKERS_BUFFER_FPS = 30.0
@@ -67,6 +67,7 @@ class ClipTracker:
         self.detect_fps = detect_fps
         self.trackers: dict[int, ByteTrackTracker] = {}
         self.observations: list[dict[str, Any]] = []
+        self.n_person_detections = 0  # before tracking: tells "nobody" from "never confirmed"
 
     def _tracker(self, class_id: int) -> ByteTrackTracker:
         if class_id not in self.trackers:
@@ -84,6 +85,7 @@ class ClipTracker:
     def update(self, item: FrameDetections) -> None:
         dets = item.detections
         keep = dets.scores > self.settings.low_thresh
+        self.n_person_detections += int(np.sum(keep & (dets.class_ids == PERSON_CLASS_ID)))
         # Every class's tracker sees every sampled frame (empty ones too), so lost tracks age.
         for class_id in set(self.trackers) | set(dets.class_ids[keep].tolist()):
             index = np.flatnonzero(keep & (dets.class_ids == class_id))
