@@ -42,7 +42,7 @@ LAYERS = [
     {"formats"},  # one reader/writer module per file format
     {"registry", "runner", "upstream"},  # the stage contract
     {"stages"},
-    {"pipeline", "status"},
+    {"pipeline", "prefetch", "status"},
     {"exports", "imports", "lifter"},
     {"cli", "__main__", "__init__"},
 ]

@@ -12,6 +12,7 @@ import os
 import re
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -21,6 +22,28 @@ from vidmine.io import atomic_path
 
 class WeightsError(RuntimeError):
     """Weights that cannot be had; the message says which file and how to get it."""
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """One weights file a configured backend loads: what it is for, where it comes from (a path
+    or an http(s) URL) and its SHA-256 (or a prefix) when known. Stage folders list theirs in
+    ``weights.py`` (``weight_sources(settings)``) so that ``vidmine fetch-weights`` can fill the
+    cache on a host with network before jobs run on offline compute nodes."""
+
+    what: str
+    source: str
+    sha256: str | None = None
+
+    @property
+    def is_url(self) -> bool:
+        return urlparse(self.source).scheme in ("http", "https")
+
+    def cached_path(self, cache: Path | None = None) -> Path:
+        """Where ``resolve_weights`` keeps (or finds) this file."""
+        if self.is_url:
+            return (cache or cache_dir()) / Path(urlparse(self.source).path).name
+        return Path(self.source).expanduser()
 
 
 def cache_dir() -> Path:
@@ -48,7 +71,9 @@ def _download(url: str, dest: Path, timeout: float) -> None:
                     handle.write(block)
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         raise WeightsError(
-            f"cannot download weights {url}: {exc}; download it by hand and set the path in config"
+            f"cannot download weights {url}: {exc}; on a compute node without network, run "
+            "`vidmine fetch-weights` first on a host with network (same $VIDMINE_CACHE), or "
+            "download the file by hand and set its path in the config"
         ) from exc
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-COMMANDS = ("status", "check-config", "purge")
+COMMANDS = ("status", "check-config", "fetch-weights", "purge")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -52,6 +52,25 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fetch_weights(args: argparse.Namespace) -> int:
+    """Every weights file the config's backends load, into $VIDMINE_CACHE, before submission."""
+    from vidmine.config import load_config
+    from vidmine.prefetch import fetch_weights
+    from vidmine.weights import cache_dir
+
+    try:
+        results = fetch_weights(load_config(args.config), args.datasets or None)
+    except KeyError as exc:
+        print(f"{args.config}: {exc.args[0]}", file=sys.stderr)
+        return 2
+    for r in results:
+        print(f"{r.dataset}: {r.weight.what}: {r.status}: {r.detail}")
+    if not results:
+        print(f"no configured backend loads weights (cache: {cache_dir()})")
+    failed = [r for r in results if r.status == "error"]
+    return 1 if failed else 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="per stage: ok, failed (top reasons) and pending")
     p.add_argument("dataset")
@@ -62,6 +81,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", nargs="?", default="config/config.yaml")
     p.add_argument("--show", action="store_true", help="print it with defaults filled in")
     p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser(
+        "fetch-weights",
+        help="download every weights file the config names into $VIDMINE_CACHE (for offline nodes)",
+    )
+    p.add_argument("datasets", nargs="*", help="only these datasets (default: all)")
+    p.add_argument("--config", default="config/config.yaml")
+    p.set_defaults(func=cmd_fetch_weights)
 
     p = sub.add_parser("purge", help="delete a dataset's unblurred intermediates after a run")
     p.add_argument("dataset")
