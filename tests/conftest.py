@@ -27,11 +27,17 @@ def demo_videos() -> dict[str, Path]:
 
 class VideoServer(BaseHTTPRequestHandler):
     """Routes: /video/<name>.mp4 (ok), /slow/<name>.mp4 (trickles), /missing.mp4 (404),
-    /stall.mp4 (never answers within the client's timeout), /page.html (HTML, no video)."""
+    /stall.mp4 (never answers within the client's timeout), /page.html (HTML, no video), and
+    the failures seen at scale, each keyed by the file name so a test can count its requests:
+    /cut/<name>.mp4 (a request without Range sends half the body, then closes the connection;
+    ranged requests are served), /drip/<name>.mp4 (headers, then one byte every 0.5 s, for at
+    most 60 s), /busy/<name>.mp4 (429 with Retry-After: 1 for the first request, then ok),
+    /flaky/<name>.mp4 (503 twice, then ok)."""
 
     files: dict[str, Path] = {}
     stall_seconds = 4.0
     chunk_delay = 0.05
+    requests: dict[str, list[str]] = {}  # path -> the Range header of each request ("" if none)
 
     def log_message(self, *args) -> None:  # keep test output clean
         pass
@@ -59,11 +65,53 @@ class VideoServer(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self.do_GET()
 
+    def _cut(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2])
+        self.wfile.flush()
+        self.close_connection = True
+
+    def _drip(self, body: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "video/mp4")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        for byte in body[:120]:  # 60 s at most, then the connection ends short
+            self.wfile.write(bytes([byte]))
+            self.wfile.flush()
+            time.sleep(0.5)
+
+    def _failing(self, path: str, name: str) -> bool:
+        """The scale failures; True when the request was answered here."""
+        seen = self.requests.setdefault(path, [])
+        seen.append(self.headers.get("Range", ""))
+        body = self.files[name].read_bytes()
+        if path.startswith("/cut/") and not self.headers.get("Range"):
+            self._cut(body)
+        elif path.startswith("/drip/"):
+            self._drip(body)
+        elif path.startswith("/busy/") and len(seen) == 1:
+            self.send_response(429)
+            self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif path.startswith("/flaky/") and len(seen) <= 2:
+            self._send(503, b"busy", "text/plain")
+        else:
+            self._send(200, body, "video/mp4")
+        return True
+
     def do_GET(self) -> None:
         path = self.path.split("?")[0]
         name = Path(path).stem
         try:
-            if path.startswith(("/video/", "/slow/")) and name in self.files:
+            if path.startswith(("/cut/", "/drip/", "/busy/", "/flaky/")) and name in self.files:
+                self._failing(path, name)
+            elif path.startswith(("/video/", "/slow/")) and name in self.files:
                 delay = self.chunk_delay if path.startswith("/slow/") else 0.0
                 self._send(200, self.files[name].read_bytes(), "video/mp4", delay)
             elif path == "/stall.mp4":

@@ -97,3 +97,96 @@ def test_time_span_downloads_only_that_span(stage, http_server):
     assert result.status == "ok", result.reason
     facts = probe_video(stage.layout.root / result.outputs[0])
     assert facts["n_frames"] == 50 and abs(facts["duration"] - 2.0) < 0.05
+
+
+# --- the failures seen at scale, against the local server -----------------------------------
+
+
+def _ok_video(result, layout, demo_videos, name="bikes"):
+    assert result.status == "ok", result.reason
+    video = layout.root / result.outputs[0]
+    assert video.read_bytes() == demo_videos[name].read_bytes()
+
+
+def test_a_connection_cut_mid_body_is_resumed_by_ytdlp_with_the_configured_backoff(
+    results, http_server, demo_videos
+):
+    from conftest import VideoServer
+
+    layout = DatasetLayout(results, "d")
+    stage = DownloadStage(layout, "s00000", settings(**FAST))
+    VideoServer.requests.pop("/cut/bikes.mp4", None)
+    result = stage.process({"id": "cut", "url": f"{http_server}/cut/bikes.mp4"})
+    _ok_video(result, layout, demo_videos)
+    ranges = VideoServer.requests["/cut/bikes.mp4"]
+    half = demo_videos["bikes"].stat().st_size // 2
+    # yt-dlp's own retry resumed from the byte it reached (its sleep function was called with
+    # n=..., which the old backoff(attempt) signature turned into a TypeError)
+    resumed = [int(r.split("=")[1].rstrip("-")) for r in ranges if r.startswith("bytes=")]
+    assert resumed and 0 < resumed[0] <= half, ranges
+    assert not (layout.private_videos("s00000") / ".cut.resume").exists()
+
+
+def test_a_slow_drip_fails_at_the_deadline_and_keeps_the_partial_file(results, http_server):
+    layout = DatasetLayout(results, "d")
+    stage = DownloadStage(
+        layout, "s00000", settings(**FAST, deadline_seconds=3, deadline_per_video_minute=0)
+    )
+    started = time.monotonic()
+    result = stage.process({"id": "drip", "url": f"{http_server}/drip/bikes.mp4"})
+    elapsed = time.monotonic() - started
+    assert result.status == "failed"
+    assert result.reason.startswith("deadline of 3 s passed before the download finished")
+    assert 2.5 < elapsed < 10
+    # The item's resume folder is kept for a rerun (the runner's sweep of partial files spares
+    # it); 6 bytes in 3 s did not fill yt-dlp's first block, so there is no .part file yet.
+    assert (layout.private_videos("s00000") / ".drip.resume").is_dir()
+
+
+def test_429_with_retry_after_waits_what_the_server_asks_then_succeeds(
+    results, http_server, demo_videos
+):
+    from conftest import VideoServer
+
+    layout = DatasetLayout(results, "d")
+    stage = DownloadStage(layout, "s00000", settings(retries=2, backoff_seconds=0.01))
+    VideoServer.requests.pop("/busy/bikes.mp4", None)
+    started = time.monotonic()
+    result = stage.process({"id": "busy", "url": f"{http_server}/busy/bikes.mp4"})
+    _ok_video(result, layout, demo_videos)
+    assert time.monotonic() - started >= 1.0  # Retry-After: 1, not the 0.01 s backoff
+
+
+def test_5xx_is_retried_then_succeeds(results, http_server, demo_videos):
+    from conftest import VideoServer
+
+    layout = DatasetLayout(results, "d")
+    stage = DownloadStage(layout, "s00000", settings(retries=3, backoff_seconds=0.05))
+    VideoServer.requests.pop("/flaky/bikes.mp4", None)
+    result = stage.process({"id": "flaky", "url": f"{http_server}/flaky/bikes.mp4"})
+    _ok_video(result, layout, demo_videos)
+    assert len(VideoServer.requests["/flaky/bikes.mp4"]) >= 3
+
+
+def test_a_permanent_error_keeps_no_partial_folder(results, http_server):
+    layout = DatasetLayout(results, "d")
+    stage = DownloadStage(layout, "s00000", settings(**FAST))
+    assert stage.process({"id": "gone", "url": f"{http_server}/missing.mp4"}).status == "failed"
+    assert not (layout.private_videos("s00000") / ".gone.resume").exists()
+
+
+def test_a_rerun_resumes_the_partial_file_of_a_failed_attempt(results, http_server, demo_videos):
+    from conftest import VideoServer
+
+    layout = DatasetLayout(results, "d")
+    url = f"{http_server}/cut/bikes.mp4"
+    VideoServer.requests.pop("/cut/bikes.mp4", None)
+    no_retries = DownloadStage(layout, "s00000", settings(retries=0, socket_timeout=1))
+    first = no_retries.process({"id": "resumed", "url": url})
+    assert first.status == "failed", first.reason
+    parts = list((layout.private_videos("s00000") / ".resumed.resume").glob("*.part"))
+    assert len(parts) == 1 and parts[0].stat().st_size > 0
+    kept = parts[0].stat().st_size
+    second = no_retries.process({"id": "resumed", "url": url})  # the rerun
+    _ok_video(second, layout, demo_videos)
+    assert VideoServer.requests["/cut/bikes.mp4"][-1] == f"bytes={kept}-"

@@ -1,8 +1,20 @@
 """Download stage: yt-dlp through its Python API, one video per item.
 
 Failures are expected at scale (datasets lose videos over time), so every yt-dlp error becomes a
-``failed`` row with yt-dlp's own reason. Transient errors (timeouts, connection resets, 5xx, 429)
-are retried with exponential backoff; permanent ones (404, removed, private, unsupported) are not.
+``failed`` row with yt-dlp's own reason. Two layers of retries, both with the configured
+exponential backoff:
+
+- yt-dlp's own (``retries``, ``fragment_retries``, ``retry_sleep_functions``): a connection cut
+  mid-file is resumed by yt-dlp from the byte it reached, inside one attempt;
+- around the whole attempt, for transient errors yt-dlp raises (timeouts, resets, 5xx, 429 at
+  extraction). A 429 or 503 with ``Retry-After`` waits what the server asks (up to
+  ``max_retry_after``). Permanent errors (404, removed, private, unsupported) are not retried.
+
+An item's partial download lives in ``.<id>.resume/`` (no partial marker, so the runner's sweep
+keeps it): a rerun after a preemption or a transient failure resumes the ``.part`` file where it
+stopped. Each item has a wall-clock ``deadline`` (``deadline_seconds`` plus
+``deadline_per_video_minute`` per minute of the expected length), because ``socket_timeout``
+only bounds one read: a server sending a byte every few seconds would hold the shard for days.
 """
 
 from __future__ import annotations
@@ -11,7 +23,8 @@ import logging
 import os
 import re
 import shutil
-import tempfile
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +39,7 @@ log = logging.getLogger(__name__)
 
 TRANSIENT = re.compile(
     r"timed out|timeout|temporar|connection (reset|aborted|refused)|remote end closed|"
-    r"HTTP Error (5\d\d|429)|IncompleteRead|Errno 104",
+    r"HTTP Error (5\d\d|429)|IncompleteRead|Errno 104|bytes read, \d+ more expected",
     re.IGNORECASE,
 )
 # Keys yt-dlp may copy into info.json that must not be kept next to the video.
@@ -59,6 +72,62 @@ def _strip_private(value: Any) -> Any:
     return value
 
 
+class DeadlinePassed(BaseException):
+    """Raised by the item's alarm. A BaseException, so that no ``except Exception`` inside
+    yt-dlp turns it into a retry."""
+
+
+class Deadline:
+    """A wall-clock budget that interrupts the block with ``DeadlinePassed`` (SIGALRM interrupts
+    a blocking read too). ``budget`` may grow once the video's length is known. Only the main
+    thread receives signals; elsewhere the block runs without a deadline."""
+
+    def __init__(self, seconds: float):
+        self.budget = seconds
+        self.started = time.monotonic()
+        self.armed = seconds > 0 and threading.current_thread() is threading.main_thread()
+
+    def __enter__(self) -> Deadline:
+        if self.armed:
+            self.previous = signal.signal(signal.SIGALRM, self._expire)
+            signal.setitimer(signal.ITIMER_REAL, self.budget)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+
+    def _expire(self, signum, frame):
+        raise DeadlinePassed()
+
+    def extend_to(self, seconds: float) -> None:
+        """Set the total budget (from the start) to ``seconds`` if that is longer."""
+        if self.armed and seconds > self.budget:
+            self.budget = seconds
+            left = seconds - (time.monotonic() - self.started)
+            signal.setitimer(signal.ITIMER_REAL, max(left, 0.001))
+
+
+def retry_after_seconds(error: BaseException) -> float | None:
+    """The ``Retry-After`` seconds of the HTTP response behind a yt-dlp error, if any."""
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [error]
+    while stack:
+        exc = stack.pop()
+        if exc is None or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        response = getattr(exc, "response", None)
+        headers = getattr(response, "headers", None) or getattr(exc, "headers", None)
+        value = headers.get("Retry-After") if headers is not None else None
+        if value is not None and str(value).strip().isdigit():
+            return float(value)
+        exc_info = getattr(exc, "exc_info", None)
+        stack += [exc.__cause__, exc.__context__, exc_info[1] if exc_info else None]
+    return None
+
+
 def clean_reason(error: Exception) -> str:
     """yt-dlp's message without its ``ERROR:`` prefix and colour codes."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).removeprefix("ERROR: ").strip()
@@ -80,8 +149,9 @@ class DownloadStage(ShardStage):
     def ytdlp_options(self, workdir: Path, item: dict[str, Any]) -> dict[str, Any]:
         s = self.settings
 
-        def backoff(attempt: int) -> float:
-            return s["backoff_seconds"] * 2 ** max(attempt - 1, 0)
+        def backoff(n: int) -> float:
+            # yt-dlp calls ``sleep_func(n=retry_number)``, counting from 0.
+            return s["backoff_seconds"] * 2**n
 
         options: dict[str, Any] = {
             "format": s["format"].format(h=s["max_height"]),
@@ -92,13 +162,14 @@ class DownloadStage(ShardStage):
             "noprogress": True,
             "quiet": True,
             "logger": _YtdlpLog(),
+            "progress_hooks": [self._on_progress],
             "socket_timeout": s["socket_timeout"],
             "retries": s["retries"],
             "fragment_retries": s["retries"],
             "extractor_retries": s["retries"],
             "retry_sleep_functions": {"http": backoff, "fragment": backoff, "extractor": backoff},
             "enable_file_urls": s["allow_file_urls"],
-            "overwrites": True,
+            "continuedl": True,  # resume a .part file left by an earlier attempt or run
             "cachedir": False,
             "updatetime": False,  # file mtimes say when we downloaded, not the server's date
         }
@@ -118,13 +189,44 @@ class DownloadStage(ShardStage):
             info = ydl.extract_info(item["url"], download=True)
         return ydl.sanitize_info(info) if info else {}
 
+    def deadline_seconds(self, minutes: float | None) -> float:
+        """An item's wall-clock budget: a base, plus a share per expected minute of video."""
+        s = self.settings
+        if not s["deadline_seconds"]:
+            return 0.0
+        return s["deadline_seconds"] + s["deadline_per_video_minute"] * max(minutes or 0.0, 0.0)
+
     def process(self, item: dict[str, Any]) -> ItemResult:
-        retries, backoff = self.settings["retries"], self.settings["backoff_seconds"]
+        minutes = (item["end"] - item["start"]) / 60 if _has_span(item) else None
         self.folder.mkdir(parents=True, exist_ok=True)
-        for attempt in range(retries + 1):
-            workdir = Path(
-                tempfile.mkdtemp(prefix=f".{item['id']}.partial-{os.getpid()}-", dir=self.folder)
+        workdir = self.folder / f".{item['id']}.resume"
+        self.deadline = Deadline(self.deadline_seconds(minutes))
+        try:
+            with self.deadline:
+                result = self._with_retries(item, workdir)
+        except DeadlinePassed:
+            kept = any(workdir.glob("*.part"))
+            result = ItemResult.failed(
+                f"deadline of {self.deadline.budget:.0f} s passed before the download finished"
+                + (" (partial file kept for a rerun to resume)" if kept else "")
             )
+        resumable = result.status != "ok" and (
+            TRANSIENT.search(result.reason) or result.reason.startswith("deadline")
+        )
+        if not resumable:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return result
+
+    def _on_progress(self, status: dict[str, Any]) -> None:
+        """yt-dlp progress hook: once the video's length is known, the deadline grows to it."""
+        duration = (status.get("info_dict") or {}).get("duration")
+        if duration and getattr(self, "deadline", None) is not None:
+            self.deadline.extend_to(self.deadline_seconds(float(duration) / 60))
+
+    def _with_retries(self, item: dict[str, Any], workdir: Path) -> ItemResult:
+        retries, backoff = self.settings["retries"], self.settings["backoff_seconds"]
+        for attempt in range(retries + 1):
+            workdir.mkdir(exist_ok=True)
             try:
                 info = self._attempt(item, workdir)
                 return self._keep(item, workdir, info)
@@ -133,6 +235,9 @@ class DownloadStage(ShardStage):
                 if attempt == retries or not TRANSIENT.search(reason):
                     return ItemResult.failed(reason)
                 wait = backoff * 2**attempt
+                asked = retry_after_seconds(exc)
+                if asked is not None:
+                    wait = max(wait, min(asked, self.settings["max_retry_after"]))
                 log.warning(
                     "download %s: %s; retry %d/%d in %.1fs",
                     item["id"],
@@ -142,8 +247,6 @@ class DownloadStage(ShardStage):
                     wait,
                 )
                 time.sleep(wait)
-            finally:
-                shutil.rmtree(workdir, ignore_errors=True)
         raise AssertionError("unreachable")
 
     def _keep(self, item: dict[str, Any], workdir: Path, info: dict[str, Any]) -> ItemResult:
