@@ -38,6 +38,11 @@ class VideoServer(BaseHTTPRequestHandler):
     stall_seconds = 4.0
     chunk_delay = 0.05
     requests: dict[str, list[str]] = {}  # path -> the Range header of each request ("" if none)
+    # /slow/ URLs (path and query) being served right now, and the most distinct ones at once
+    # (one download may overlap two of its own requests: the extractor's probe and the file)
+    active_slow: dict[str, int] = {}
+    most_slow_at_once = 0
+    lock = threading.Lock()
 
     def log_message(self, *args) -> None:  # keep test output clean
         pass
@@ -111,9 +116,19 @@ class VideoServer(BaseHTTPRequestHandler):
         try:
             if path.startswith(("/cut/", "/drip/", "/busy/", "/flaky/")) and name in self.files:
                 self._failing(path, name)
-            elif path.startswith(("/video/", "/slow/")) and name in self.files:
-                delay = self.chunk_delay if path.startswith("/slow/") else 0.0
-                self._send(200, self.files[name].read_bytes(), "video/mp4", delay)
+            elif path.startswith("/slow/") and name in self.files:
+                cls, url = type(self), self.path
+                with cls.lock:
+                    cls.active_slow[url] = cls.active_slow.get(url, 0) + 1
+                    busy = sum(1 for count in cls.active_slow.values() if count)
+                    cls.most_slow_at_once = max(cls.most_slow_at_once, busy)
+                try:
+                    self._send(200, self.files[name].read_bytes(), "video/mp4", self.chunk_delay)
+                finally:
+                    with cls.lock:
+                        cls.active_slow[url] -= 1
+            elif path.startswith("/video/") and name in self.files:
+                self._send(200, self.files[name].read_bytes(), "video/mp4")
             elif path == "/stall.mp4":
                 time.sleep(self.stall_seconds)
                 self._send(200, b"late", "video/mp4")

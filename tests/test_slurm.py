@@ -295,3 +295,24 @@ def test_cluster_start_is_idempotent_and_quick(slurm_cluster, pytestconfig):
     assert seconds < 10
     done = subprocess.run(["bash", str(h.CLUSTER_SH), "status"], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
+
+
+def test_downloads_on_the_submit_host_run_outside_slurm_and_the_rest_inside(
+    slurm_cluster, tmp_path, pytestconfig
+):
+    """`downloads_on_submit_host: true`: the download rule runs in the Snakemake process's host
+    (no sbatch job), the shard's next stages still go through sbatch."""
+    workdir = h.demo_workdir(tmp_path)
+    config = workdir / "config" / "config.yaml"
+    config.write_text("downloads_on_submit_host: true\n" + config.read_text())
+    downloads = [f"results/demo/status/download/s0000{i}.parquet" for i in range(2)]
+    run = h.start_snakemake(workdir, *downloads)
+    h.assert_succeeded(timed(pytestconfig, "downloads on the submit host", run))
+    assert run.output().count("localrule download:") == 2
+    accounted = h.slurm("sacct", "-n", "-X", "-P", "--name", run.slurm_run_id(), "-o", "JobID")
+    assert len(accounted.split()) == 1, accounted  # the manifest's job only
+    probes = [f"results/demo/status/probe/s0000{i}.parquet" for i in range(2)]
+    run = h.start_snakemake(workdir, *probes)
+    h.assert_succeeded(timed(pytestconfig, "probe after local downloads", run))
+    accounted = h.slurm("sacct", "-n", "-X", "-P", "--name", run.slurm_run_id(), "-o", "JobID")
+    assert len(accounted.split()) == 2  # one sbatch job per shard, downloads not redone

@@ -21,6 +21,16 @@ checkpoint manifest:
         " --out {output.manifest} > {log} 2>&1"
 
 
+# Downloads need network: `downloads_on_submit_host: true` makes this a local rule (run by the
+# Snakemake process, on a login node with network) outside the shard's group job. `downloads`
+# is a global resource: the profiles cap how many run at once across all jobs (a site's 429s
+# and IP bans come from many shards downloading at once).
+if config.get("downloads_on_submit_host"):
+
+    localrules:
+        download,
+
+
 rule download:
     input:
         unpack(stage_inputs("download")),
@@ -29,7 +39,9 @@ rule download:
     log:
         "results/{dataset}/logs/download/{shard}.log",
     group:
-        "shard_video"
+        None if config.get("downloads_on_submit_host") else "shard_video"
+    resources:
+        downloads=1,
     conda:
         "../envs/video.yaml"
     params:
