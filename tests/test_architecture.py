@@ -36,6 +36,7 @@ LAYERS = [
         "reporting",
         "sources",
         "tables",
+        "threads",
         "tracks",
         "weights",
     },

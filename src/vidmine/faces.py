@@ -32,6 +32,7 @@ from deface.deface import anonymize_frame
 
 from vidmine.frames import VideoWriter, iter_frames, pipe_frames
 from vidmine.io import atomic_path
+from vidmine.threads import thread_budget
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +73,10 @@ class OpenVinoNet:
             model.reshape({model.input(0): list(shape)})
             # fp32 on purpose: OpenVINO would pick bf16 on CPUs with AVX512-BF16 or AMX, which
             # moves heatmap values by up to 0.02 and so changes which frames have faces.
-            compiled = self.core.compile_model(
-                model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
-            )
+            options = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+            if budget := thread_budget():  # not a thread per core of the node (vidmine.threads)
+                options["INFERENCE_NUM_THREADS"] = budget
+            compiled = self.core.compile_model(model, "CPU", options)
             outputs = {name: port for port in compiled.outputs for name in port.get_names()}
             self.compiled[shape] = (compiled.create_infer_request(), outputs)
         return self.compiled[shape]

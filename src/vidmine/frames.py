@@ -14,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vidmine.threads import thread_budget
+
 # ffmpeg, quiet and non-interactive, overwriting its output (always a temporary name here).
 FFMPEG = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
 PIPE_BYTES = 1 << 20  # Linux's default limit for an unprivileged pipe (/proc/sys/fs/pipe-max-size)
@@ -29,8 +31,12 @@ def widen_pipe(stream) -> None:
 
 
 def x264_args(crf: int, preset: str) -> list[str]:
-    """H.264 in yuv420p, the pixel format every player and decoder reads."""
-    return ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]
+    """H.264 in yuv420p, the pixel format every player and decoder reads; x264 uses the job's
+    thread budget (``vidmine.threads``) when there is one, not a thread per core it sees."""
+    args = ["-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p"]
+    if budget := thread_budget():
+        args += ["-threads", str(budget)]
+    return args
 
 
 class DecodeError(ValueError):

@@ -252,6 +252,11 @@ def datasets_with_backend(backend, section="detect"):
     return datasets_matching(lambda d: dataset_config(d)[section]["backend"] == backend)
 
 
+def stage_threads(stage):
+    """A stage rule's threads: the config's ``threads.<stage>``, else ``threads.default``."""
+    return config["threads"].get(stage, config["threads"]["default"])
+
+
 def trackverse_settings(wildcards):
     """Params function: the trackverse: section without its curation part, quoted JSON."""
     section = dataset_config(wildcards.dataset)["trackverse"]

@@ -14,12 +14,13 @@ rule crops:
         "shard_video"
     conda:
         "../envs/video.yaml"
+    threads: stage_threads("crops")
     params:
         dataset_dir=dataset_dir,
         settings=stage_settings("crops"),
         retry=retry_flag,
     shell:
-        "vidmine run-stage crops --dataset-dir {params.dataset_dir}"
+        "vidmine run-stage crops --dataset-dir {params.dataset_dir} --threads {threads}"
         " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
 
 
@@ -42,12 +43,13 @@ for _backend, _env in FLOW_ENVS.items():
             "shard_gpu" if _backend == "raft" else "shard_video"
         conda:
             _env
+        threads: stage_threads("flow")
         params:
             dataset_dir=dataset_dir,
             settings=stage_settings("flow"),
             retry=retry_flag,
         shell:
-            "vidmine run-stage flow --dataset-dir {params.dataset_dir}"
+            "vidmine run-stage flow --dataset-dir {params.dataset_dir} --threads {threads}"
             " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
 
 
@@ -61,5 +63,6 @@ rule crop_table:
         "results/{dataset}/logs/crop_table.log",
     conda:
         "../envs/video.yaml"
+    threads: 1
     shell:
         "vidmine gather-crops --out {output} --flow {input.flow} -- {input.crops} > {log} 2>&1"

@@ -22,12 +22,13 @@ for _backend, _env in DETECT_ENVS.items():
             "shard_video" if _backend in CPU_DETECT_BACKENDS else "shard_gpu"
         conda:
             _env
+        threads: stage_threads("detect")
         params:
             dataset_dir=dataset_dir,
             settings=stage_settings("detect"),
             retry=retry_flag,
         shell:
-            "vidmine run-stage detect --dataset-dir {params.dataset_dir}"
+            "vidmine run-stage detect --dataset-dir {params.dataset_dir} --threads {threads}"
             " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
 
 
@@ -43,12 +44,13 @@ rule trackverse_meta:
         "shard_video"
     conda:
         "../envs/video.yaml"
+    threads: stage_threads("trackverse")
     params:
         dataset_dir=dataset_dir,
         settings=trackverse_settings,
         retry=retry_flag,
     shell:
-        "vidmine run-stage trackverse --dataset-dir {params.dataset_dir}"
+        "vidmine run-stage trackverse --dataset-dir {params.dataset_dir} --threads {threads}"
         " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
 
 
@@ -62,6 +64,7 @@ rule track_table:
         "results/{dataset}/logs/track_table.log",
     conda:
         "../envs/video.yaml"
+    threads: 1
     shell:
         "vidmine gather-tracks --out {output} --trackverse {input.links}"
         " -- {input.tracks} > {log} 2>&1"
@@ -76,6 +79,7 @@ rule trackverse_index:
         "results/{dataset}/logs/trackverse_index_{domain}.log",
     conda:
         "../envs/video.yaml"
+    threads: 1
     params:
         dataset_dir=dataset_dir,
     shell:
@@ -95,6 +99,7 @@ rule curate:
         criterion=r"(RND-\d+|CB\d+|VB\d+|MinRed-CB\d+)",
     conda:
         "../envs/video.yaml"
+    threads: 1
     params:
         settings=curation_settings,
     shell:

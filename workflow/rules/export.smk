@@ -12,6 +12,7 @@ rule export_videopose3d:
         "results/{dataset}/logs/export/videopose3d.log",
     conda:
         "../envs/export.yaml"
+    threads: 1
     params:
         dataset_dir=dataset_dir,
     shell:
@@ -30,6 +31,7 @@ rule export_folder:
         kind="|".join(EXPORT_FOLDERS),
     conda:
         "../envs/export.yaml"
+    threads: 1
     params:
         dataset_dir=dataset_dir,
         extra=export_extra_args,
@@ -52,6 +54,7 @@ rule export_index:
         "results/{dataset}/logs/export/index.log",
     conda:
         "../envs/export.yaml"
+    threads: 1
     params:
         dataset_dir=dataset_dir,
         config_hash=config_hash,

@@ -17,6 +17,7 @@ rule clip_table:
         "results/{dataset}/logs/clip_table.log",
     conda:
         "../envs/video.yaml"
+    threads: 1
     shell:
         "vidmine gather-clips --out {output} {input} > {log} 2>&1"
 
@@ -31,6 +32,7 @@ rule download_report:
         "results/{dataset}/logs/download_report.log",
     conda:
         "../envs/video.yaml"
+    threads: 1
     shell:
         "vidmine download-report --manifest {input.manifest} --out {output}"
         " {input.statuses} > {log} 2>&1"
@@ -47,6 +49,7 @@ rule released_clips:
         "results/{dataset}/logs/released_clips.log",
     conda:
         "../envs/video.yaml"
+    threads: 1
     shell:
         "vidmine gather-released --out {output} --clips {input.clips}"
         " --scores {input.scores} --audit {input.audit} > {log} 2>&1"

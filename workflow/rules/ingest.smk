@@ -13,6 +13,7 @@ checkpoint manifest:
         "results/{dataset}/logs/manifest.log",
     conda:
         "../envs/video.yaml"
+    threads: 1
     params:
         source=lambda w: shlex.quote(json.dumps(dataset_config(w.dataset)["source"])),
         shard_size=lambda w: dataset_config(w.dataset)["shard_size"],
@@ -40,16 +41,17 @@ rule download:
         "results/{dataset}/logs/download/{shard}.log",
     group:
         None if config.get("downloads_on_submit_host") else "shard_video"
-    resources:
-        downloads=1,
     conda:
         "../envs/video.yaml"
+    threads: stage_threads("download")
+    resources:
+        downloads=1,
     params:
         dataset_dir=dataset_dir,
         settings=stage_settings("download"),
         retry=retry_flag,
     shell:
-        "vidmine run-stage download --dataset-dir {params.dataset_dir}"
+        "vidmine run-stage download --dataset-dir {params.dataset_dir} --threads {threads}"
         " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
 
 
@@ -64,12 +66,13 @@ rule probe:
         "shard_video"
     conda:
         "../envs/video.yaml"
+    threads: stage_threads("probe")
     params:
         dataset_dir=dataset_dir,
         settings=stage_settings("probe"),
         retry=retry_flag,
     shell:
-        "vidmine run-stage probe --dataset-dir {params.dataset_dir}"
+        "vidmine run-stage probe --dataset-dir {params.dataset_dir} --threads {threads}"
         " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
 
 
@@ -85,10 +88,11 @@ rule scenecut:
         "shard_video"
     conda:
         "../envs/video.yaml"
+    threads: stage_threads("scenecut")
     params:
         dataset_dir=dataset_dir,
         settings=stage_settings("scenecut"),
         retry=retry_flag,
     shell:
-        "vidmine run-stage scenecut --dataset-dir {params.dataset_dir}"
+        "vidmine run-stage scenecut --dataset-dir {params.dataset_dir} --threads {threads}"
         " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"

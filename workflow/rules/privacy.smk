@@ -23,12 +23,13 @@ for _env_name, _env in FILTER_ENVS.items():
             "shard_video"
         conda:
             _env
+        threads: stage_threads("filter")
         params:
             dataset_dir=dataset_dir,
             settings=stage_settings("filter"),
             retry=retry_flag,
         shell:
-            "vidmine run-stage filter --dataset-dir {params.dataset_dir}"
+            "vidmine run-stage filter --dataset-dir {params.dataset_dir} --threads {threads}"
             " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
 
 
@@ -44,12 +45,13 @@ rule blur:
         "shard_video"
     conda:
         "../envs/privacy.yaml"
+    threads: stage_threads("blur")
     params:
         dataset_dir=dataset_dir,
         settings=stage_settings("blur"),
         retry=retry_flag,
     shell:
-        "vidmine run-stage blur --dataset-dir {params.dataset_dir}"
+        "vidmine run-stage blur --dataset-dir {params.dataset_dir} --threads {threads}"
         " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
 
 
@@ -65,10 +67,11 @@ rule audit:
         "shard_video"
     conda:
         "../envs/privacy.yaml"
+    threads: stage_threads("audit")
     params:
         dataset_dir=dataset_dir,
         settings=stage_settings("blur", "audit"),
         retry=retry_flag,
     shell:
-        "vidmine run-stage audit --dataset-dir {params.dataset_dir}"
+        "vidmine run-stage audit --dataset-dir {params.dataset_dir} --threads {threads}"
         " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"

@@ -17,6 +17,7 @@ rule report_download:
         "results/{dataset}/logs/report/download.log",
     conda:
         "../envs/video.yaml"
+    threads: 1
     shell:
         "vidmine report-download --download-report {input.download_report} --out {output}"
         " > {log} 2>&1"
@@ -43,6 +44,7 @@ rule report_scenecut:
         "results/{dataset}/logs/report/scenecut.log",
     conda:
         "../envs/video.yaml"
+    threads: 1
     shell:
         "vidmine report-scenecut --clips {input.clips} --clips-html {output.clips}"
         " --shots-png {output.shots} {input.statuses} > {log} 2>&1"
@@ -68,6 +70,7 @@ rule report_filter:
         "results/{dataset}/logs/report/filter.log",
     conda:
         "../envs/video.yaml"
+    threads: 1
     params:
         settings=stage_settings("filter"),
     shell:
@@ -90,6 +93,7 @@ rule report_blur:
         "results/{dataset}/logs/report/blur.log",
     conda:
         "../envs/video.yaml"
+    threads: 1
     params:
         dataset_dir=dataset_dir,
     shell:
@@ -112,6 +116,7 @@ rule report_audit:
         "results/{dataset}/logs/report/audit.log",
     conda:
         "../envs/video.yaml"
+    threads: 1
     shell:
         "vidmine report-audit --audit {input.audit} --faces {input.faces} --out {output}"
         " > {log} 2>&1"
@@ -138,6 +143,7 @@ rule report_detect:
         "results/{dataset}/logs/report/detect.log",
     conda:
         "../envs/video.yaml"
+    threads: 1
     params:
         dataset_dir=dataset_dir,
     shell:
@@ -160,6 +166,7 @@ rule report_flow:
         "results/{dataset}/logs/report/flow.log",
     conda:
         "../envs/video.yaml"
+    threads: 1
     params:
         dataset_dir=dataset_dir,
     shell:

@@ -44,6 +44,10 @@ def cmd_run_stage(args: argparse.Namespace) -> int:
     from vidmine.layout import DatasetLayout
     from vidmine.pipeline import parse_settings, run_stage
 
+    if args.threads:
+        from vidmine.threads import limit_threads
+
+        limit_threads(args.threads)
     dataset_dir = Path(args.dataset_dir)
     layout = DatasetLayout(dataset_dir.parent, dataset_dir.name)
     try:
@@ -189,6 +193,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard", required=True)
     p.add_argument("--settings", default="{}", help="the stage's config section as JSON")
     p.add_argument("--retry-failed", action="store_true", help="redo items recorded as failed")
+    p.add_argument(
+        "--threads", type=int, default=None, help="CPUs the job may use (its rule's threads)"
+    )
     p.set_defaults(func=cmd_run_stage)
 
     p = _parser(sub, "download-report", "what the dataset lost at download, and why")
