@@ -1,4 +1,6 @@
-"""Config loading and validation against ``workflow/schemas/config.schema.yaml``.
+"""Config loading and validation against the schema, ``vidmine/schemas/config.schema.yaml``
+(package data, so an installed vidmine validates without a checkout; the workflow's
+``workflow/schemas/config.schema.yaml`` is a link to it).
 
 The schema fills in defaults, so every stage reads a complete settings dict. A wrong key or value
 stops the run with one line that names the key, because a researcher launching 1,000 shard jobs
@@ -19,8 +21,7 @@ import yaml
 from jsonschema.exceptions import ValidationError, best_match
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
-REPO_ROOT = PACKAGE_ROOT.parent.parent
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = PACKAGE_ROOT / "schemas" / "config.schema.yaml"
 
 
 class ConfigError(ValueError):

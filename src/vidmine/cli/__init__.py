@@ -33,6 +33,16 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml's, for an editable install)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vidmine")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vidmine",
@@ -40,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
     )
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--version", action="version", version=f"vidmine {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     user.register(sub)
     exports.register(sub)
