@@ -42,7 +42,7 @@ class WeightSource:
     def cached_path(self, cache: Path | None = None) -> Path:
         """Where ``resolve_weights`` keeps (or finds) this file."""
         if self.is_url:
-            return (cache or cache_dir()) / Path(urlparse(self.source).path).name
+            return cached_download(self.source, cache)
         return Path(self.source).expanduser()
 
 
@@ -77,6 +77,11 @@ def _download(url: str, dest: Path, timeout: float) -> None:
         ) from exc
 
 
+def cached_download(url: str, cache: Path | None = None) -> Path:
+    """The cache file of a weights URL (its file name, under ``cache`` or the default cache)."""
+    return (cache or cache_dir()) / Path(urlparse(url).path).name
+
+
 def sha256_from_file_name(source: str) -> str | None:
     """The SHA-256 prefix in torchvision's file names (``<name>-<first 8+ hex digits>.pth``),
     or None for a file named otherwise."""
@@ -93,7 +98,7 @@ def resolve_weights(
     of the digest is accepted as the checksum.
     """
     if urlparse(source).scheme in ("http", "https"):
-        dest = (cache or cache_dir()) / Path(urlparse(source).path).name
+        dest = cached_download(source, cache)
         if not dest.exists():
             _download(source, dest, timeout)
         try:

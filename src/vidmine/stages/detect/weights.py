@@ -10,11 +10,9 @@ from typing import Any
 from vidmine.errors import BackendUnavailable
 from vidmine.weights import WeightSource, sha256_from_file_name
 
-NO_WEIGHTS = (None, "", "none")
-
 
 def torchvision_sources(options: dict[str, Any]) -> list[WeightSource]:
-    from vidmine.stages.detect.backends.torchvision import OBJECT_MODELS, PERSON_MODELS
+    from vidmine.stages.detect.backends.torchvision import NO_WEIGHTS, OBJECT_MODELS, PERSON_MODELS
 
     sources = []
     for role, models, model_key in (
