@@ -31,6 +31,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 echo "setup: installing vidmine and its dependencies into .venv (torch wheels are large)"
-.venv/bin/python -m pip install -q -e ".[all]"
+# The versions the per-rule envs pin (workflow/envs/*.yaml) are the ones tested together: .venv
+# takes them as constraints, so the tests run what the cluster envs hold.
+constraints=$(mktemp)
+trap 'rm -f "$constraints"' EXIT
+sed -n -E 's/^ +- ([A-Za-z0-9_.-]+==[^ #]+).*/\1/p' workflow/envs/*.yaml | sort -u >"$constraints"
+.venv/bin/python -m pip install -q -e ".[all]" -c "$constraints"
 .venv/bin/vidmine check-config config/config.yaml
 echo "setup: done. Demo: .venv/bin/snakemake --profile profiles/local all"

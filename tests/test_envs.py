@@ -128,18 +128,27 @@ def pypi():
 
 
 @pytest.mark.slow
-def test_install_script_installs_the_checkout_into_an_env(pypi, tmp_path):
+def test_install_script_installs_the_checkout_alone_and_checks_the_env(pypi, tmp_path):
     """install-vidmine.sh run as Snakemake runs it: inside the env (a venv stands in for the
-    conda env: no conda here), cwd elsewhere, VIDMINE_SRC naming the checkout. The env's
-    Python must then import this checkout's vidmine. PIP_NO_DEPS keeps it small."""
+    conda env: no conda here), cwd elsewhere, VIDMINE_SRC naming the checkout. It installs this
+    checkout's vidmine and nothing else (the env file is the whole env), then `pip check` stops
+    the deploy naming what the env file forgot: here, a bare venv lacks every core package."""
     env = tmp_path / "env"
     subprocess.run([sys.executable, "-m", "venv", env], check=True)
-    run_env = {**os.environ, "VIDMINE_SRC": str(REPO), "PIP_NO_DEPS": "1"}
+    run_env = {**os.environ, "VIDMINE_SRC": str(REPO)}
     run_env["PATH"] = f"{env / 'bin'}{os.pathsep}{os.environ['PATH']}"
     run_env.pop("PYTHONPATH", None)
     script = ENVS / "video.post-deploy.sh"  # a link to install-vidmine.sh, as Snakemake finds it
     done = subprocess.run(["bash", script], env=run_env, cwd=tmp_path, capture_output=True)
-    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    output = (done.stdout + done.stderr).decode()
+    assert done.returncode != 0, output[-2000:]
+    assert re.search(r"vidmine 0\.\S+ requires numpy, which is not installed", output), output
+    installed = subprocess.run(
+        ["python", "-m", "pip", "list", "--format=freeze"],
+        env=run_env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    names = {line.split("==")[0].lower() for line in installed.stdout.split()}
+    assert names <= {"pip", "setuptools", "vidmine"}, names  # no dependency pulled
     where = subprocess.run(
         ["python", "-c", "import vidmine; print(vidmine.__file__)"],
         env=run_env,
@@ -166,3 +175,31 @@ def test_env_pip_parts_resolve_with_vidmine(pypi):
         results = dict(zip(ENV_FILES, pool.map(pip_resolves, ENV_FILES), strict=True))
     failed = {p.name: r.stderr[-1500:] for p, r in results.items() if r.returncode != 0}
     assert not failed, failed
+
+
+def test_one_version_of_each_package_across_envs():
+    """scripts/setup.sh installs .venv with the union of the envs' pins as constraints, so the
+    tests run the versions the envs hold: two envs pinning one package differently would make
+    that union unsatisfiable."""
+    seen: dict[str, tuple[Version, str]] = {}
+    for path in ENV_FILES:
+        for name, version in pip_pins(load(path)).items():
+            first = seen.setdefault(name, (version, path.name))
+            assert first[0] == version, f"{name}: {first[1]} pins {first[0]}, {path.name} {version}"
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=lambda p: p.stem)
+def test_env_holds_vidmine_core_and_one_opencv_build(path):
+    """vidmine goes in with --no-deps, so each env lists the core dependencies itself; where
+    mediapipe brings opencv-contrib-python beside scenedetect's opencv-python, both are one
+    release (they write the same cv2 folder)."""
+    pins = pip_pins(load(path))
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    core = {canonicalize_name(Requirement(line).name) for line in project["dependencies"]}
+    assert not core - pins.keys(), f"{path.name} lacks {sorted(core - pins.keys())}"
+    opencv = {n: v for n, v in pins.items() if n.startswith("opencv")}
+    if "mediapipe" in pins:
+        assert opencv.keys() == {"opencv-python", "opencv-contrib-python"}
+        assert len(set(opencv.values())) == 1, opencv
+    else:
+        assert opencv.keys() == {"opencv-python"}, opencv
