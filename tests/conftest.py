@@ -32,7 +32,9 @@ class VideoServer(BaseHTTPRequestHandler):
     /cut/<name>.mp4 (a request without Range sends half the body, then closes the connection;
     ranged requests are served), /drip/<name>.mp4 (headers, then one byte every 0.5 s, for at
     most 60 s), /busy/<name>.mp4 (429 with Retry-After: 1 for the first request, then ok),
-    /flaky/<name>.mp4 (503 twice, then ok)."""
+    /flaky/<name>.mp4 (503 twice, then ok); and two ways a page could reach a local file:
+    /embed/<name>.html (a page whose <video src> is the file's file:// URL) and
+    /to-file/<name>.mp4 (a 302 redirect to it)."""
 
     files: dict[str, Path] = {}
     stall_seconds = 4.0
@@ -132,6 +134,14 @@ class VideoServer(BaseHTTPRequestHandler):
             elif path == "/stall.mp4":
                 time.sleep(self.stall_seconds)
                 self._send(200, b"late", "video/mp4")
+            elif path.startswith("/embed/") and name in self.files:  # a page with a file URL
+                page = f'<html><body><video src="{self.files[name].resolve().as_uri()}">'
+                self._send(200, (page + "</video></body></html>").encode(), "text/html")
+            elif path.startswith("/to-file/") and name in self.files:  # a redirect to a file
+                self.send_response(302)
+                self.send_header("Location", self.files[name].resolve().as_uri())
+                self.send_header("Content-Length", "0")
+                self.end_headers()
             elif path == "/page.html":
                 self._send(200, b"<html><body><p>no video here</p></body></html>", "text/html")
             else:

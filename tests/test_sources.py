@@ -54,6 +54,20 @@ def test_local_folder_lists_videos_as_file_urls(tmp_path):
         read_local(tmp_path / "missing")
 
 
+def test_local_folder_does_not_follow_links_out_of_itself(tmp_path, caplog):
+    folder, elsewhere = tmp_path / "videos", tmp_path / "private"
+    folder.mkdir(), elsewhere.mkdir()
+    (folder / "own.mp4").write_bytes(b"x")
+    (elsewhere / "secret.mp4").write_bytes(b"x")
+    (folder / "out.mp4").symlink_to(elsewhere / "secret.mp4")
+    (folder / "alias.mp4").symlink_to(folder / "own.mp4")  # a link inside the folder is fine
+    records = read_local(folder)
+    assert [r.raw_id for r in records] == ["alias", "own"]
+    assert "out.mp4: skipped, a link out of" in caplog.text
+    followed = read_local(folder, follow_links=True)
+    assert [r.raw_id for r in followed] == ["alias", "out", "own"]
+
+
 def test_instavariety_records_and_splits(tmp_path):
     posts = [
         {

@@ -66,7 +66,23 @@ def validate_config(config: dict[str, Any], schema: dict[str, Any] | None = None
     errors = list(validator_class(schema).iter_errors(filled))
     if errors:
         raise ConfigError(_error_line(best_match(errors)))
+    for dataset in (filled.get("datasets") or {}).values():
+        _fill_file_url_roots(dataset)
     return filled
+
+
+def _fill_file_url_roots(dataset: dict[str, Any]) -> None:
+    """A dataset that allows file URLs but names no roots gets its source's own folder (a
+    local folder, the demo's data), so a manifest row cannot point anywhere else."""
+    download = dataset.get("download")
+    if not download or not download.get("allow_file_urls") or download.get("file_url_roots"):
+        return
+    from vidmine.sources import SourceError, default_file_roots
+
+    try:
+        download["file_url_roots"] = default_file_roots(dataset.get("source") or {})
+    except SourceError as exc:
+        raise ConfigError(f"config key download.file_url_roots: {exc}") from exc
 
 
 def load_config(path: str | Path) -> dict[str, Any]:

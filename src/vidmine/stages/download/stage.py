@@ -28,6 +28,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import yt_dlp
 from yt_dlp.utils import YoutubeDLError, download_range_func, parse_bytes
@@ -128,6 +130,38 @@ def retry_after_seconds(error: BaseException) -> float | None:
     return None
 
 
+def file_url_path(url: str) -> Path | None:
+    """The local path of a ``file://`` URL (links resolved), None for any other URL."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "file":
+        return None
+    if parts.netloc not in ("", "localhost"):
+        return Path("//" + parts.netloc + url2pathname(parts.path))  # a remote share: no root
+    return Path(url2pathname(parts.path)).resolve()
+
+
+def url_refusal(url: str, manifest_url: str, settings: dict[str, Any]) -> str | None:
+    """Why ``url`` may not be fetched for a manifest row listing ``manifest_url``, or None.
+
+    A file is read only when the manifest itself lists it as a file URL and it lies under
+    ``file_url_roots``: a web page, a redirect or an embedded media URL never reaches a local
+    file (a page could otherwise have a local file copied and released under its name)."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in ("http", "https"):
+        return None
+    if scheme != "file":
+        return f"refused: {scheme or 'no'} scheme (only http, https and allowed file URLs)"
+    if file_url_path(manifest_url) is None:
+        return "refused: a file URL reached through a web page or redirect"
+    if not settings["allow_file_urls"]:
+        return "refused: file:// URLs are disabled (download.allow_file_urls is false)"
+    path = file_url_path(url)
+    roots = [Path(root).resolve() for root in settings["file_url_roots"]]
+    if not any(path.is_relative_to(root) for root in roots):
+        return f"refused: {path} is outside download.file_url_roots"
+    return None
+
+
 def clean_reason(error: Exception) -> str:
     """yt-dlp's message without its ``ERROR:`` prefix and colour codes."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).removeprefix("ERROR: ").strip()
@@ -168,7 +202,10 @@ class DownloadStage(ShardStage):
             "fragment_retries": s["retries"],
             "extractor_retries": s["retries"],
             "retry_sleep_functions": {"http": backoff, "fragment": backoff, "extractor": backoff},
-            "enable_file_urls": s["allow_file_urls"],
+            # file URLs only for a manifest row that is one (checked in process); whatever
+            # yt-dlp is about to fetch is checked again by the match filter
+            "enable_file_urls": file_url_path(item["url"]) is not None,
+            "match_filter": lambda info, incomplete=False: self._refuse_media(info, item),
             "continuedl": True,  # resume a .part file left by an earlier attempt or run
             "cachedir": False,
             "updatetime": False,  # file mtimes say when we downloaded, not the server's date
@@ -184,7 +221,17 @@ class DownloadStage(ShardStage):
             options["force_keyframes_at_cuts"] = True
         return options
 
+    def _refuse_media(self, info: dict[str, Any], item: dict[str, Any]) -> str | None:
+        """yt-dlp's match filter: the reason to skip when a media URL it found is refused."""
+        formats = info.get("requested_formats") or [info]
+        for url in (f.get("url") for f in formats):
+            if url and (reason := url_refusal(url, item["url"], self.settings)):
+                self.refused = f"{reason} (media URL {url})"
+                return self.refused
+        return None
+
     def _attempt(self, item: dict[str, Any], workdir: Path) -> dict[str, Any]:
+        self.refused = None
         with yt_dlp.YoutubeDL(self.ytdlp_options(workdir, item)) as ydl:
             info = ydl.extract_info(item["url"], download=True)
         return ydl.sanitize_info(info) if info else {}
@@ -197,6 +244,8 @@ class DownloadStage(ShardStage):
         return s["deadline_seconds"] + s["deadline_per_video_minute"] * max(minutes or 0.0, 0.0)
 
     def process(self, item: dict[str, Any]) -> ItemResult:
+        if reason := url_refusal(item["url"], item["url"], self.settings):
+            return ItemResult.failed(reason)
         minutes = (item["end"] - item["start"]) / 60 if _has_span(item) else None
         self.folder.mkdir(parents=True, exist_ok=True)
         workdir = self.folder / f".{item['id']}.resume"
@@ -229,9 +278,14 @@ class DownloadStage(ShardStage):
             workdir.mkdir(exist_ok=True)
             try:
                 info = self._attempt(item, workdir)
+                if self.refused:
+                    return ItemResult.failed(self.refused)
                 return self._keep(item, workdir, info)
             except YoutubeDLError as exc:
                 reason = clean_reason(exc)
+                if "file:" in reason and file_url_path(item["url"]) is None:
+                    # yt-dlp's handlers refuse the redirect; say why in the user's terms
+                    return ItemResult.failed(f"refused: a redirect to a file URL ({reason})")
                 if attempt == retries or not TRANSIENT.search(reason):
                     return ItemResult.failed(reason)
                 wait = backoff * 2**attempt
