@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import re
 import urllib.error
 import urllib.request
@@ -22,6 +23,15 @@ from vidmine.io import atomic_path
 
 class WeightsError(RuntimeError):
     """Weights that cannot be had; the message says which file and how to get it."""
+
+
+def refused_pickle_reason(error: Exception) -> str:
+    """torch's weights-only refusal (a paragraph) as one line: the global the file names."""
+    named = re.search(r"(?:unsupported global: |unsupported )GLOBAL ([\w.]+)", str(error), re.I)
+    if named:
+        return f"it would call {named[1]} (weights-only loading runs no pickled code)"
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return (lines[-2] if len(lines) > 1 else lines[0] if lines else type(error).__name__)[:300]
 
 
 @dataclass(frozen=True)
@@ -119,7 +129,10 @@ def load_state_dict(path: str | Path) -> Any:
     entry where there is one. ``weights_only``: loading runs no pickled code."""
     import torch
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise WeightsError(f"{path}: refused: {refused_pickle_reason(exc)}") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         return state["state_dict"]
     return state

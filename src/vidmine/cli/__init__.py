@@ -15,6 +15,7 @@ import sys
 
 from vidmine.cli import exports, plumbing, user
 from vidmine.config import ConfigError
+from vidmine.formats import FormatError
 
 EPILOG = (
     "user commands: "
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         return args.func(args)
-    except ConfigError as exc:
+    except (ConfigError, FormatError) as exc:  # a bad config or input file: one line
         print(f"vidmine: {exc}", file=sys.stderr)
         return 2
 

@@ -19,7 +19,9 @@ import numpy as np
 import numpy._core.multiarray as _np_multiarray
 import torch
 
+from vidmine.formats import FormatError
 from vidmine.lifter.model import TemporalModel
+from vidmine.weights import refused_pickle_reason
 
 FORMAT_VERSION = 1
 # What a pickled np.random.RandomState state needs (numpy 1.x files name numpy.core).
@@ -74,8 +76,12 @@ def load_checkpoint(path: Path) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
+        pass
+    try:
         with torch.serialization.safe_globals(_NUMPY_RNG_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise FormatError(f"{path}: refused: {refused_pickle_reason(exc)}") from None
 
 
 def strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
