@@ -66,3 +66,26 @@ def test_cli_check_config_reports_one_line(tmp_path):
     assert run.returncode == 2
     assert run.stderr.strip().count("\n") == 0
     assert "datasets.demo.shard_size" in run.stderr
+
+
+def test_lifter_section_is_in_the_schema_and_matches_the_trainer():
+    """The schema lists exactly the trainer's fields (plus the workflow's keys), so a typo
+    stops check-config with one line instead of failing inside the training job."""
+    import dataclasses
+
+    from vidmine.config import load_schema
+    from vidmine.lifter.cli import WORKFLOW_KEYS
+    from vidmine.lifter.config import SETTINGS_ALIASES, DataConfig, TrainConfig
+
+    listed = set(load_schema()["$defs"]["lifter"]["properties"])
+    renamed = {v: k for k, v in SETTINGS_ALIASES.items()}
+    fields = {
+        renamed.get(f.name, f.name)
+        for c in (DataConfig, TrainConfig)
+        for f in dataclasses.fields(c)
+    }
+    assert listed == fields | WORKFLOW_KEYS
+    with pytest.raises(ConfigError, match=r"^config key datasets.d.lifter.epocs: unknown key"):
+        validate_config({"datasets": {"d": {"source": {"type": "demo"}, "lifter": {"epocs": 5}}}})
+    with pytest.raises(ConfigError, match=r"datasets.d.lifter.data"):
+        validate_config({"datasets": {"d": {"source": {"type": "demo"}, "lifter": {"data": "x"}}}})

@@ -65,7 +65,10 @@ READERS = {
     "Detectron npz": (lambda p, m: evil_npz(p / "c.npz", m, "keypoints"), read_detectron_clip),
     "Human3.6M 3D npz": (lambda p, m: evil_npz(p / "h.npz", m, "positions_3d"), read_h36m_3d),
     "Human3.6M 2D npz": (lambda p, m: evil_npz(p / "h2.npz", m, "positions_2d"), read_h36m_2d),
-    "Kinetics pickle": (lambda p, m: evil_pickle(p / "KV4jIAq3WJo_000010_000020.pkl", m), read_kinetics_pkl),
+    "Kinetics pickle": (
+        lambda p, m: evil_pickle(p / "KV4jIAq3WJo_000010_000020.pkl", m),
+        read_kinetics_pkl,
+    ),
     "lifter checkpoint": (lambda p, m: evil_torch(p / "m.bin", m), load_checkpoint),
     "weights file": (lambda p, m: evil_torch(p / "w.pth", m), load_state_dict),
 }
