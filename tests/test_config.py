@@ -68,6 +68,17 @@ def test_cli_check_config_reports_one_line(tmp_path):
     assert "datasets.demo.shard_size" in run.stderr
 
 
+def test_check_config_names_a_missing_source_file(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("datasets:\n  k:\n    source: {type: kinetics, path: nowhere.csv}\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "vidmine", "check-config", str(config)],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert run.stderr.strip() == f"{config}: dataset k: source.path: no such file: nowhere.csv"
+
+
 def test_lifter_section_is_in_the_schema_and_matches_the_trainer():
     """The schema lists exactly the trainer's fields (plus the workflow's keys), so a typo
     stops check-config with one line instead of failing inside the training job."""

@@ -3,8 +3,14 @@ import re
 import pandas as pd
 
 from vidmine.ids import resolve_collisions, safe_id
-from vidmine.manifest import assign_shards, build_manifest, read_manifest, write_manifest
-from vidmine.sources import SourceRecord
+from vidmine.manifest import (
+    assign_shards,
+    build_manifest,
+    read_manifest,
+    rejected_path,
+    write_manifest,
+)
+from vidmine.sources import RejectedRow, SourceRecord
 
 SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -71,6 +77,27 @@ def test_duplicates_dropped_and_collisions_marked(tmp_path):
     stored = read_manifest(path)
     columns = ["video_id", "shard", "raw_id", "url", "source"]
     pd.testing.assert_frame_equal(stored[columns], frame[columns])
+    rejected = pd.read_parquet(rejected_path(path))  # the dropped repeat is accounted for
+    assert rejected.to_dict("records") == [
+        {
+            "file": "source",
+            "where": "id a b",
+            "reason": "a repeat of an earlier row (same id, URL and span)",
+        }
+    ]
+
+
+def test_rejected_source_rows_are_written_next_to_the_manifest(tmp_path):
+    path = tmp_path / "manifest.parquet"
+    reader_rows = [RejectedRow("list.csv", "line 3", "empty url")]
+    write_manifest([SourceRecord(raw_id="a", url="u")], "urls", 10, path, reader_rows)
+    assert rejected_path(path) == tmp_path / "rejected_rows.parquet"
+    table = pd.read_parquet(rejected_path(path))
+    assert table.to_dict("records") == [
+        {"file": "list.csv", "where": "line 3", "reason": "empty url"}
+    ]
+    write_manifest([], "urls", 10, tmp_path / "empty" / "manifest.parquet")  # none: an empty table
+    assert pd.read_parquet(tmp_path / "empty" / "rejected_rows.parquet").empty
 
 
 def test_rewriting_manifest_keeps_assignments(tmp_path):

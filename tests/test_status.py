@@ -4,8 +4,8 @@ from vidmine.io import write_table_atomic
 from vidmine.layout import DatasetLayout
 from vidmine.manifest import write_manifest
 from vidmine.runner import Journal, journal_path, status_table
-from vidmine.sources import SourceRecord
-from vidmine.status import format_summary, summarise
+from vidmine.sources import RejectedRow, SourceRecord
+from vidmine.status import format_summary, rejected_rows, summarise
 
 
 def entry(item_id, status, reason=""):
@@ -32,7 +32,21 @@ def test_counts_finished_and_running_shards(results):
     download, probe, *_ = summarise(layout)
     assert (download.counts["ok"], download.counts["failed"], download.pending) == (2, 2, 1)
     assert (download.shards_done, download.shards_running) == (1, 1)
-    assert download.reasons.most_common(1) == [("HTTP Error 404", 2)]
+    assert download.reasons.most_common(1) == [(("failed", "HTTP Error 404"), 2)]
     assert probe.pending == 3  # 2 passed on + 1 still pending upstream
     text = format_summary("d", summarise(layout), 2)
-    assert "2 x HTTP Error 404" in text
+    assert "2 x failed: HTTP Error 404" in text
+
+
+def test_status_shows_dropped_reasons_in_full_and_rejected_source_rows(results):
+    layout = DatasetLayout(results, "d")
+    records = [SourceRecord(raw_id=f"v{i}", url=f"https://x.org/{i}.mp4") for i in range(2)]
+    rejected = [RejectedRow("list.csv", f"line {n}", "empty url") for n in (4, 7)]
+    write_manifest(records, "urls", 5, layout.manifest, rejected)
+    long_reason = "no clip within the length bounds: " + "x" * 120
+    clips = [entry("v0", "dropped", long_reason), entry("v1", "ok")]
+    write_table_atomic(status_table(clips), layout.status("download", "s00000"))
+    text = format_summary("d", summarise(layout), 1, rejected=rejected_rows(layout))
+    assert "source: 2 rows rejected (rejected_rows.parquet)" in text
+    assert "2 x empty url (e.g. list.csv, line 4)" in text
+    assert f"1 x dropped: {long_reason}" in text  # in full, not cut at 90 characters

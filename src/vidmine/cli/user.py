@@ -13,13 +13,15 @@ COMMANDS = ("status", "check-config", "fetch-weights", "purge")
 def cmd_status(args: argparse.Namespace) -> int:
     from vidmine.layout import DatasetLayout
     from vidmine.manifest import shard_names
-    from vidmine.status import format_summary, summarise
+    from vidmine.status import format_summary, rejected_rows, summarise
 
     layout = DatasetLayout(Path(args.results), args.dataset)
     if not layout.manifest.exists():
         print(f"{layout.manifest}: no manifest yet for dataset {args.dataset!r}", file=sys.stderr)
         return 1
-    print(format_summary(args.dataset, summarise(layout), len(shard_names(layout.manifest))))
+    n_shards = len(shard_names(layout.manifest))
+    rejected = rejected_rows(layout)
+    print(format_summary(args.dataset, summarise(layout), n_shards, rejected=rejected))
     return 0
 
 
@@ -45,9 +47,13 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from vidmine.config import load_config
+    from vidmine.config import load_config, missing_inputs
 
     config = load_config(args.config)
+    if missing := missing_inputs(config):
+        for line in missing:
+            print(f"{args.config}: {line}", file=sys.stderr)
+        return 2
     print(json.dumps(config, indent=2) if args.show else f"{args.config}: ok")
     return 0
 
