@@ -281,6 +281,34 @@ def test_bad_config_stops_with_one_line(tmp_path):
     assert lines == ["vidmine: config key retry_failed: 'maybe' is not of type 'boolean'"]
 
 
+@pytest.mark.slow
+def test_a_dataset_where_every_video_fails_yields_every_file_and_the_report(tmp_path, http_server):
+    """404s, a refused port, a file URL outside the roots and a bad row: nothing downloads,
+    yet every dataset file, export and report item is made (empty), and --report builds."""
+    from vidmine.registry import REPORT_ITEMS
+
+    (tmp_path / "list.csv").write_text(
+        f"url\n{http_server}/missing.mp4\nhttp://127.0.0.1:1/x.mp4\nfile:///etc/hostname\n,\n"
+    )
+    config = tmp_path / "dead.yaml"
+    config.write_text(
+        "datasets:\n  dead:\n    source: {type: urls, path: list.csv}\n    shard_size: 2\n"
+        "    download: {allow_file_urls: true, file_url_roots: [.], retries: 0}\n"
+    )
+    snakemake(tmp_path, "all", "--configfile", str(config))
+    root = tmp_path / "results" / "dead"
+    status = read_status(root / "status" / "download" / "s00000.parquet")
+    assert set(status.status) == {"failed"} and status.reason.str.len().min() > 0
+    assert len(pd.read_parquet(root / "rejected_rows.parquet")) == 1  # the empty row
+    for name in ("clips", "released_clips", "tracks", "crops", "download_report"):
+        assert (root / f"{name}.parquet").is_file(), name
+    assert pd.read_parquet(root / "released_clips.parquet").empty
+    assert (root / "export" / "index.parquet").is_file()
+    assert all((root / "report" / item).stat().st_size > 0 for item in REPORT_ITEMS)
+    report = snakemake(tmp_path, "--configfile", str(config), "--report", str(tmp_path / "r.html"))
+    assert report.returncode == 0 and (tmp_path / "r.html").stat().st_size > 0
+
+
 def test_missing_source_file_stops_the_run_before_any_job(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("datasets:\n  k:\n    source: {type: urls, path: lists/gone.csv}\n")
