@@ -5,6 +5,13 @@ to carry hidden frames of the previous GOP into the clip. All clips of a video a
 ffmpeg run (one decode, one encode) with the segment muxer, with keyframes forced at the cut
 frames so each segment starts exactly there; ``-fps_mode passthrough`` keeps output frame n equal
 to decoded frame n. Every kept clip's frame count is checked with ffprobe before it is kept.
+
+A variable-frame-rate source (the probe's ``vfr``: phone recordings, screen captures) is first
+resampled to constant frame rate at its average rate (the probe's fps), each output frame the
+source frame on screen at that instant (:func:`cfr_command`): the clips, and the blurred clips
+made from them at that same rate, then show frame n at n / fps seconds, as the clip table says.
+Cut frame-exactly, a VFR source would keep its uneven timestamps in the private clip, which the
+blur's constant-rate encode cannot carry (tests/stages/test_vfr.py measures the drift).
 """
 
 from __future__ import annotations
@@ -85,6 +92,18 @@ def plan_clips(
     return kept, dropped
 
 
+def cfr_command(src: Path, out: Path, fps: float, audio: bool) -> list[str]:
+    """ffmpeg: a variable-rate video resampled to ``fps`` by the fps filter (output frame n is
+    the source frame on screen at n / fps, or the one starting within half a frame after: its
+    nearest rounding), near-lossless, audio kept. ``-fps_mode cfr -r`` was measured to shift
+    frames by more than that, so it is not used."""
+    command = [*FFMPEG, "-i", str(src), "-map", "0:v:0", "-vf", f"fps=fps={fps:.6f}:round=near"]
+    command += ["-fps_mode", "passthrough"]  # the fps filter's output times, unchanged
+    command += x264_args(12, "veryfast")
+    command += ["-map", "0:a:0", "-c:a", "aac", "-b:a", "192k"] if audio else ["-an"]
+    return [*command, str(out)]
+
+
 def cut_command(
     src: Path, pattern: Path, cuts: list[int], settings: dict[str, Any], audio: bool
 ) -> list[str]:
@@ -124,9 +143,32 @@ class SceneCutStage(ShardStage):
         return self.layout.private_clips(self.shard)
 
     def process(self, item: dict[str, Any]) -> ItemResult:
+        if not item.get("vfr"):
+            return self._process(item, self.layout.root / item["video"], int(item["n_frames"]))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        workdir = Path(
+            tempfile.mkdtemp(prefix=f".{item['id']}.partial-cfr-{os.getpid()}-", dir=self.folder)
+        )
+        try:
+            source = workdir / "cfr.mp4"
+            audio = bool(item.get("has_audio")) and self.settings["keep_audio"]
+            run = subprocess.run(
+                cfr_command(self.layout.root / item["video"], source, float(item["fps"]), audio),
+                capture_output=True,
+                text=True,
+            )
+            if run.returncode != 0:
+                reason = one_line(run.stderr) or run.returncode
+                return ItemResult.failed(f"ffmpeg could not resample the VFR video: {reason}")
+            n_frames = probe_video(source)["n_frames"]
+            log.info("scenecut %s: VFR source resampled to %s fps", item["id"], item["fps"])
+            return self._process({**item, "n_frames": n_frames}, source, n_frames)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _process(self, item: dict[str, Any], source: Path, n_frames: int) -> ItemResult:
         s = self.settings
-        source = self.layout.root / item["video"]
-        fps, n_frames = float(item["fps"]), int(item["n_frames"])
+        fps = float(item["fps"])
         try:
             shots = detect_shots(source, s["detector"], s["threshold"], s["min_scene_len"])
         except Exception as exc:  # PySceneDetect raises many types for undecodable input
@@ -136,6 +178,7 @@ class SceneCutStage(ShardStage):
             shots, n_frames, fps, s["min_clip_seconds"], s["max_clip_seconds"], windows
         )
         fields = {
+            "resampled_from_vfr": bool(item.get("vfr")),
             "shots": [list(x) for x in (shots or [(0, n_frames)])],
             "n_clips": len(kept),
             "dropped": [[a, b, why] for (a, b), why in dropped],
