@@ -38,6 +38,14 @@ def test_plan_intersects_source_windows_and_handles_no_cut():
     assert kept == [(60, 100)] and dropped == [((50, 60), "shorter than 1s (0.40s)")]
 
 
+def test_plan_names_source_spans_beyond_the_video():
+    kept, dropped = plan_clips([], 250, 25.0, 1.0, 600, windows=[(50, 100), (300, 400)])
+    assert kept == [(50, 100)]
+    assert dropped == [
+        ((300, 400), "source span 12.00-16.00s starts after the video's end (10.00s)")
+    ]
+
+
 def read_frame(path, index):
     capture = cv2.VideoCapture(str(path))
     capture.set(cv2.CAP_PROP_POS_FRAMES, index)
@@ -73,3 +81,12 @@ def test_cuts_are_frame_exact(results, demo_videos):
                 if 0 <= i < 250
             }
             assert min(errors, key=errors.get) == index, (row["clip_id"], errors)
+
+
+def test_a_video_whose_source_spans_lie_beyond_its_end_says_so(results, demo_videos):
+    layout = DatasetLayout(results, "d")
+    stage = SceneCutStage(layout, "s00000", stage_settings("scenecut", min_clip_seconds=1.0))
+    item = {"id": "bikes", "video": str(demo_videos["bikes"]), "fps": 25.0, "n_frames": 250}
+    result = stage.process({**item, "spans": [[20.0, 30.0]]})  # bikes is 10 s long
+    assert result.status == "dropped"
+    assert result.reason == "source span 20.00-30.00s starts after the video's end (10.00s)"

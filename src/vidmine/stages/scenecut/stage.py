@@ -76,12 +76,21 @@ def plan_clips(
     max_seconds: float,
     windows: list[Span] | None = None,
 ) -> tuple[list[Span], list[tuple[Span, str]]]:
-    """Kept clip spans and dropped spans with their reason."""
+    """Kept clip spans and dropped spans with their reason. A source window (an HD-VILA span)
+    that starts at or after the video's end is dropped with that reason, not as a short clip:
+    the source's metadata and the video disagree."""
     shots = shots or [(0, n_frames)]
-    if windows:
-        shots = intersect(shots, windows)
-    max_frames = max(1, math.floor(max_seconds * fps))
     kept, dropped = [], []
+    if windows:
+        beyond = [w for w in windows if w[0] >= n_frames]
+        for w_start, w_end in beyond:
+            reason = (
+                f"source span {w_start / fps:.2f}-{w_end / fps:.2f}s starts after the video's"
+                f" end ({n_frames / fps:.2f}s)"
+            )
+            dropped.append(((w_start, w_end), reason))
+        shots = intersect(shots, [w for w in windows if w[0] < n_frames])
+    max_frames = max(1, math.floor(max_seconds * fps))
     for span in shots:
         for part in split_long(span, max_frames):
             length = (part[1] - part[0]) / fps
@@ -184,6 +193,9 @@ class SceneCutStage(ShardStage):
             "dropped": [[a, b, why] for (a, b), why in dropped],
         }
         if not kept:
+            beyond = [why for _, why in dropped if "after the video's end" in why]
+            if beyond and len(beyond) == len(windows):
+                return ItemResult.dropped(beyond[0], fields=fields)
             return ItemResult.dropped("no clip within the length bounds", fields=fields)
         try:
             rows = self._cut(item, source, kept, bool(item.get("has_audio")) and s["keep_audio"])
