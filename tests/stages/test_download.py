@@ -227,3 +227,14 @@ def test_a_rerun_resumes_the_partial_file_of_a_failed_attempt(results, http_serv
     second = no_retries.process({"id": "resumed", "url": url})  # the rerun
     _ok_video(second, layout, demo_videos)
     assert VideoServer.requests["/cut/bikes.mp4"][-1] == f"bytes={kept}-"
+
+
+def test_a_direct_file_taller_than_max_height_is_scaled_down(results, http_server):
+    """A plain file URL offers yt-dlp no formats to choose from, so its height<=? filter lets
+    any height through; the stage scales it to max_height (bikes is 272 px high)."""
+    stage = DownloadStage(DatasetLayout(results, "d"), "s00000", settings(max_height=144, **FAST))
+    result = stage.process({"id": "bikes", "url": f"{http_server}/video/bikes.mp4"})
+    assert result.status == "ok", result.reason
+    assert result.fields["downscaled_from"] == 272
+    facts = probe_video(stage.layout.root / result.outputs[0])
+    assert facts["height"] == 144 and facts["n_frames"] == 250

@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -34,7 +35,9 @@ from urllib.request import url2pathname
 import yt_dlp
 from yt_dlp.utils import YoutubeDLError, download_range_func, parse_bytes
 
+from vidmine.frames import FFMPEG, x264_args
 from vidmine.io import atomic_path, write_json_atomic
+from vidmine.probing import probe_video
 from vidmine.runner import ItemResult, ShardStage, one_line
 
 log = logging.getLogger(__name__)
@@ -303,6 +306,29 @@ class DownloadStage(ShardStage):
                 time.sleep(wait)
         raise AssertionError("unreachable")
 
+    def _fit_height(self, video: Path) -> int | None:
+        """A direct file (no formats to choose from: yt-dlp's ``height<=?`` lets it through) taller
+        than ``max_height`` is scaled down to it here; returns the height it had, else None.
+        A file ffprobe cannot read is left for the probe stage to name."""
+        try:
+            facts = probe_video(video)
+        except ValueError:
+            return None
+        height, limit = display_height(facts), self.settings["max_height"]
+        if height <= limit:
+            return None
+        scaled = video.with_name(f"scaled{video.suffix}")
+        command = [*FFMPEG, "-i", str(video), "-map", "0:v:0", "-map", "0:a?", "-vf"]
+        command += [f"scale=-2:{limit}", *x264_args(18, "veryfast"), "-c:a", "copy", str(scaled)]
+        run = subprocess.run(command, capture_output=True, text=True)
+        if run.returncode != 0:
+            raise YoutubeDLError(
+                f"could not scale the {height}p file to {limit}p: {run.stderr[-200:]}"
+            )
+        os.replace(scaled, video)
+        log.info("download %s: a %dp file scaled down to %dp (max_height)", video, height, limit)
+        return height
+
     def _keep(self, item: dict[str, Any], workdir: Path, info: dict[str, Any]) -> ItemResult:
         """Move the finished download into place: info.json first, the video last."""
         videos = [
@@ -311,6 +337,7 @@ class DownloadStage(ShardStage):
         if not videos:
             return ItemResult.failed("yt-dlp finished but wrote no video file")
         video = max(videos, key=lambda p: p.stat().st_size)
+        downscaled_from = self._fit_height(video)
         info_path = self.folder / f"{item['id']}.info.json"
         video_path = self.folder / f"{item['id']}{video.suffix}"
         write_json_atomic(info_path, _strip_private(info))
@@ -320,9 +347,15 @@ class DownloadStage(ShardStage):
         fields = {k: info.get(k) for k in INFO_KEYS_KEPT}
         fields["extractor_id"] = info.get("id")
         fields["bytes"] = video_path.stat().st_size
+        fields["downscaled_from"] = downscaled_from
         return ItemResult.ok(
             [str(video_path.relative_to(root)), str(info_path.relative_to(root))], fields=fields
         )
+
+
+def display_height(facts: dict[str, Any]) -> int:
+    """The height a player shows: a video rotated by 90 or 270 degrees stands on its side."""
+    return facts["width"] if facts["rotation"] % 180 == 90 else facts["height"]
 
 
 def _has_span(item: dict[str, Any]) -> bool:
