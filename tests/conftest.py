@@ -34,7 +34,7 @@ class VideoServer(BaseHTTPRequestHandler):
     most 60 s), /busy/<name>.mp4 (429 with Retry-After: 1 for the first request, then ok),
     /flaky/<name>.mp4 (503 twice, then ok); and two ways a page could reach a local file:
     /embed/<name>.html (a page whose <video src> is the file's file:// URL) and
-    /to-file/<name>.mp4 (a 302 redirect to it)."""
+    /to-file/<name>.mp4 (a 302 redirect to it); /error/<code>.mp4 answers with that status."""
 
     files: dict[str, Path] = {}
     stall_seconds = 4.0
@@ -142,6 +142,8 @@ class VideoServer(BaseHTTPRequestHandler):
                 self.send_header("Location", self.files[name].resolve().as_uri())
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+            elif re.fullmatch(r"/error/\d{3}\.mp4", path):  # that HTTP status, every time
+                self._send(int(name), b"server error", "text/plain")
             elif path == "/page.html":
                 self._send(200, b"<html><body><p>no video here</p></body></html>", "text/html")
             else:

@@ -309,6 +309,24 @@ def test_a_dataset_where_every_video_fails_yields_every_file_and_the_report(tmp_
     assert report.returncode == 0 and (tmp_path / "r.html").stat().st_size > 0
 
 
+def test_gpu_backends_plan_once_the_manifest_exists(tmp_path):
+    """Torchvision detection and RAFT flow between CPU stages: the shard groups must not wrap
+    each other, or Snakemake refuses every run after the first (the manifest is a checkpoint,
+    so the whole plan is only checked once it exists)."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config["datasets"]["demo"].update(
+        detect={"backend": "torchvision"}, flow={"backend": "raft"}, lifter={"enabled": False}
+    )
+    path = tmp_path / "gpu.yaml"
+    path.write_text(yaml.safe_dump(config))
+    snakemake(tmp_path, "results/demo/manifest.parquet", "--configfile", str(path))
+    plan = snakemake(tmp_path, "-n", "all", "--configfile", str(path), check=False)
+    assert plan.returncode == 0, (plan.stdout + plan.stderr)[-3000:]
+    assert "detect_torchvision" in plan.stdout and "flow_raft" in plan.stdout
+
+
 def test_missing_source_file_stops_the_run_before_any_job(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("datasets:\n  k:\n    source: {type: urls, path: lists/gone.csv}\n")

@@ -212,6 +212,13 @@ def dataset_files(dataset):
     )
 
 
+# --- shard groups (one sbatch job per shard and group in profiles/slurm) ---
+# shard_video: download, probe, scene cut, filter, blur, audit and CPU detection;
+# shard_gpu: GPU detection; shard_tracks: TrackVerse records, crops and CPU flow;
+# shard_gpu_flow: RAFT flow. A group may not wrap a job of another group (Snakemake refuses
+# the plan once the manifest exists), so the stages after a GPU detection cannot share the
+# first group, and RAFT, after the crops, cannot share the GPU detection's.
+
 # --- detection, tracking and TrackVerse (rules in detect.smk) ---
 DETECT_ENVS = {
     "hog_blazepose": "../envs/pose.yaml",

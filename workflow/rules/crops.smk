@@ -11,7 +11,7 @@ rule crops:
     log:
         "results/{dataset}/logs/crops/{shard}.log",
     group:
-        "shard_video"
+        "shard_tracks"
     conda:
         "../envs/video.yaml"
     threads: stage_threads("crops")
@@ -24,7 +24,8 @@ rule crops:
         " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
 
 
-# dis and farneback run on CPU in the shard's job; raft gets its env and a GPU (profiles/slurm).
+# dis and farneback run on CPU in the shard's tracks job; raft gets its env, a GPU
+# (profiles/slurm) and a group of its own (see GROUPS in common.smk).
 for _backend, _env in FLOW_ENVS.items():
 
     rule:
@@ -40,7 +41,7 @@ for _backend, _env in FLOW_ENVS.items():
         wildcard_constraints:
             dataset=datasets_with_backend(_backend, "flow"),
         group:
-            "shard_gpu" if _backend == "raft" else "shard_video"
+            "shard_gpu_flow" if _backend == "raft" else "shard_tracks"
         conda:
             _env
         threads: stage_threads("flow")

@@ -41,7 +41,7 @@ rule trackverse_meta:
     log:
         "results/{dataset}/logs/trackverse/{shard}.log",
     group:
-        "shard_video"
+        "shard_tracks"
     conda:
         "../envs/video.yaml"
     threads: stage_threads("trackverse")
