@@ -165,9 +165,19 @@ def url_refusal(url: str, manifest_url: str, settings: dict[str, Any]) -> str | 
     return None
 
 
+# yt-dlp messages that do not say what happened in a user's terms, and what they mean.
+PLAIN_REASONS = {
+    "Did not get any data blocks": "the server sent an empty file (0 bytes)",
+}
+
+
 def clean_reason(error: Exception) -> str:
-    """yt-dlp's message without its ``ERROR:`` prefix and colour codes."""
+    """yt-dlp's message without its ``ERROR:`` prefix and colour codes (a cryptic one with
+    its meaning in front)."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).removeprefix("ERROR: ").strip()
+    for cryptic, plain in PLAIN_REASONS.items():
+        if cryptic in text:
+            text = f"{plain} (yt-dlp: {text})"
     return one_line(text)
 
 
