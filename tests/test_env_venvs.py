@@ -27,6 +27,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,7 +88,21 @@ def build_env(path: Path) -> Path:
     )  # fmt: skip
     assert done.returncode == 0, f"{path.name}: {done.stderr[-3000:]}"
     (venv / ".complete").write_text(path.read_text())
+    share_identical_files()
     return venv
+
+
+_HARDLINK = threading.Lock()
+
+
+def share_identical_files() -> None:
+    """Hard-link identical files across the finished envs (util-linux ``hardlink``): the three
+    torch envs hold the same 6 GB of CUDA wheels. Only finished envs, so no file is linked while
+    pip still writes it; after each build, so the disk never holds all of them unlinked."""
+    finished = [str(p.parent) for p in CACHE.glob("*/.complete")]
+    if shutil.which("hardlink") and len(finished) > 1:
+        with _HARDLINK:
+            subprocess.run(["hardlink", "-q", "-c", "-s", "1M", *finished], check=False)
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +123,6 @@ def envs(wheel) -> dict[str, Path]:
     paths = sorted(ENVS.glob("*.yaml"))
     with ThreadPoolExecutor(max_workers=2) as pool:
         built = dict(zip([p.stem for p in paths], pool.map(build_env, paths), strict=True))
-    if shutil.which("hardlink"):  # util-linux: the three torch envs share 13 GB of files
-        subprocess.run(["hardlink", "-q", "-c", "-s", "1M", str(CACHE)], check=False)
     for name, venv in built.items():
         python = str(venv / "bin" / "python")
         subprocess.run(
