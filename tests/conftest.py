@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -210,6 +211,16 @@ def auditor():
 
 def ffmpeg(*args) -> None:
     """Run ffmpeg quietly (making test inputs from the demo videos); raises on failure."""
-    import subprocess
-
     subprocess.run(["ffmpeg", "-v", "error", "-y", *map(str, args)], check=True)
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory) -> Path:
+    """This checkout's vidmine wheel (no dependencies), built once per test session."""
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(out), str(REPO)],
+        check=True, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    return next(out.glob("vidmine-*.whl"))

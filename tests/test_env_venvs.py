@@ -106,17 +106,6 @@ def share_identical_files() -> None:
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(out), str(REPO)],
-        check=True, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    return next(out.glob("vidmine-*.whl"))
-
-
-@pytest.fixture(scope="module")
 def envs(wheel) -> dict[str, Path]:
     """Every env file built, with this checkout's wheel installed alone and `pip check` clean."""
     CACHE.mkdir(parents=True, exist_ok=True)

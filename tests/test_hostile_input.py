@@ -20,15 +20,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, VideoServer
+from conftest import REPO, VideoServer, ffmpeg
 from vidmine.runner import read_status
 
 pytestmark = pytest.mark.slow
 MARKER = Path("/tmp") / f"vidmine-pwned-{uuid.uuid4().hex}"
-
-
-def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-v", "error", "-y", *args], check=True)
 
 
 def build_media(folder: Path, carphone: Path) -> dict[str, Path]:
