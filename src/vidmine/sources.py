@@ -151,6 +151,23 @@ def _open_text(path: Path) -> str:
         raise SourceError(f"{path}: cannot read: {exc}") from exc
 
 
+def _jsonl_lines(path: Path, text: str, rejected: Rejections | None) -> Iterator[tuple[str, Any]]:
+    """(where, value) of each non-blank line of a JSON-lines file; a line that is not JSON is
+    rejected alone."""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield f"line {number}", json.loads(line)
+        except json.JSONDecodeError as exc:
+            _reject(rejected, path, f"line {number}", f"not valid JSON: {exc}")
+
+
+def _as_text(row: dict[str, Any]) -> dict[str, str]:
+    """A table row's cells as strings, a missing value as ''."""
+    return {k: "" if v is None else str(v) for k, v in row.items()}
+
+
 def _table_rows(path: Path, rejected: Rejections | None) -> Iterator[tuple[str, dict]]:
     """(where, row) of a URL list in any of video2dataset's formats: csv, tsv, parquet, jsonl."""
     suffix = path.suffix.lower()
@@ -166,20 +183,13 @@ def _table_rows(path: Path, rejected: Rejections | None) -> Iterator[tuple[str, 
         except (OSError, ValueError) as exc:
             raise SourceError(f"{path}: cannot read parquet: {exc}".splitlines()[0]) from exc
         for number, row in enumerate(rows, start=1):
-            yield f"row {number}", {k: "" if v is None else str(v) for k, v in row.items()}
+            yield f"row {number}", _as_text(row)
     else:  # .jsonl
-        for number, line in enumerate(_open_text(path).splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                _reject(rejected, path, f"line {number}", f"not valid JSON: {exc}")
-                continue
+        for where, row in _jsonl_lines(path, _open_text(path), rejected):
             if not isinstance(row, dict):
-                _reject(rejected, path, f"line {number}", "not a JSON object")
+                _reject(rejected, path, where, "not a JSON object")
                 continue
-            yield f"line {number}", {k: "" if v is None else str(v) for k, v in row.items()}
+            yield where, _as_text(row)
 
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".parquet", ".jsonl")
@@ -375,14 +385,7 @@ def read_hdvila(path: str | Path, rejected: Rejections | None = None) -> list[So
     path = Path(path)
     text = _open_text(path)
     if path.suffix.lower() == ".jsonl":
-        entries = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                entries.append((json.loads(line), f"line {number}"))
-            except json.JSONDecodeError as exc:
-                _reject(rejected, path, f"line {number}", f"not valid JSON: {exc}")
+        entries = [(entry, where) for where, entry in _jsonl_lines(path, text, rejected)]
     else:
         try:
             data = json.loads(text)

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from vidmine.ids import video_of_clip
 from vidmine.layout import DatasetLayout
-from vidmine.manifest import read_manifest, rejected_path
+from vidmine.manifest import REJECTED_SCHEMA, read_manifest, rejected_path
 from vidmine.registry import BY_NAME, CLIP, STAGES, VIDEO, StageSpec
 from vidmine.runner import DROPPED, FAILED, OK, Journal, journal_path
 
@@ -94,11 +94,7 @@ def summarise(layout: DatasetLayout) -> list[StageSummary]:
 def rejected_rows(layout: DatasetLayout) -> pd.DataFrame:
     """The source rows the manifest left out (file, where, reason); none before it is built."""
     path = rejected_path(layout.manifest)
-    return (
-        pd.read_parquet(path)
-        if path.exists()
-        else pd.DataFrame(columns=["file", "where", "reason"])
-    )
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=REJECTED_SCHEMA.names)
 
 
 def format_summary(

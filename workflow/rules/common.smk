@@ -28,6 +28,7 @@ if _python_bin not in _path.split(os.pathsep):
 
 from vidmine.config import ConfigError, load_schema, missing_inputs, validate_config
 from vidmine.manifest import shard_names
+from vidmine.sources import SOURCE_FILE_KEYS
 from vidmine.registry import BY_NAME, PROVENANCE_STAGES, REPORT_ITEMS, STAGE_NAMES
 
 try:
@@ -79,8 +80,9 @@ def retry_flag(wildcards):
 def source_files(wildcards):
     """Source metadata files, so an edited source rebuilds the manifest."""
     source = dataset_config(wildcards.dataset)["source"]
-    keys = ("path", "json", "train_list", "test_list")
-    return [source[k] for k in keys if k in source and Path(source[k]).is_file()]
+    return [
+        source[k] for k in SOURCE_FILE_KEYS if k in source and Path(source[k]).is_file()
+    ]
 
 
 def shards(dataset):
