@@ -22,6 +22,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ from scenedetect import AdaptiveDetector, ContentDetector, detect
 
 from vidmine.frames import FFMPEG, x264_args
 from vidmine.ids import clip_id
-from vidmine.io import atomic_path
+from vidmine.io import PARTIAL_MARKER, atomic_path
 from vidmine.probing import probe_video
 from vidmine.runner import ItemResult, ShardStage, one_line
 
@@ -151,14 +153,22 @@ class SceneCutStage(ShardStage):
     def item_folder(self) -> Path:
         return self.layout.private_clips(self.shard)
 
+    @contextmanager
+    def _scratch(self, item: dict[str, Any]) -> Iterator[Path]:
+        """A hidden folder beside the clips for an item's intermediate files, removed after;
+        its partial marker lets the runner sweep it if the job is killed."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        prefix = f".{item['id']}{PARTIAL_MARKER}{os.getpid()}-"
+        workdir = Path(tempfile.mkdtemp(prefix=prefix, dir=self.folder))
+        try:
+            yield workdir
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
     def process(self, item: dict[str, Any]) -> ItemResult:
         if not item.get("vfr"):
-            return self._process(item, self.layout.root / item["video"], int(item["n_frames"]))
-        self.folder.mkdir(parents=True, exist_ok=True)
-        workdir = Path(
-            tempfile.mkdtemp(prefix=f".{item['id']}.partial-cfr-{os.getpid()}-", dir=self.folder)
-        )
-        try:
+            return self._process(item, self.layout.root / item["video"])
+        with self._scratch(item) as workdir:
             source = workdir / "cfr.mp4"
             audio = bool(item.get("has_audio")) and self.settings["keep_audio"]
             run = subprocess.run(
@@ -169,15 +179,12 @@ class SceneCutStage(ShardStage):
             if run.returncode != 0:
                 reason = one_line(run.stderr) or run.returncode
                 return ItemResult.failed(f"ffmpeg could not resample the VFR video: {reason}")
-            n_frames = probe_video(source)["n_frames"]
             log.info("scenecut %s: VFR source resampled to %s fps", item["id"], item["fps"])
-            return self._process({**item, "n_frames": n_frames}, source, n_frames)
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+            return self._process({**item, "n_frames": probe_video(source)["n_frames"]}, source)
 
-    def _process(self, item: dict[str, Any], source: Path, n_frames: int) -> ItemResult:
+    def _process(self, item: dict[str, Any], source: Path) -> ItemResult:
         s = self.settings
-        fps = float(item["fps"])
+        fps, n_frames = float(item["fps"]), int(item["n_frames"])
         try:
             shots = detect_shots(source, s["detector"], s["threshold"], s["min_scene_len"])
         except Exception as exc:  # PySceneDetect raises many types for undecodable input
@@ -206,11 +213,7 @@ class SceneCutStage(ShardStage):
     def _cut(self, item: dict[str, Any], source: Path, kept: list[Span], audio: bool) -> list[dict]:
         cuts = sorted({b for span in kept for b in span} - {0, int(item["n_frames"])})
         boundaries = [0, *cuts]
-        self.folder.mkdir(parents=True, exist_ok=True)
-        workdir = Path(
-            tempfile.mkdtemp(prefix=f".{item['id']}.partial-{os.getpid()}-", dir=self.folder)
-        )
-        try:
+        with self._scratch(item) as workdir:
             run = subprocess.run(
                 cut_command(source, workdir / "seg%04d.mp4", cuts, self.settings, audio),
                 capture_output=True,
@@ -222,8 +225,6 @@ class SceneCutStage(ShardStage):
                 self._keep(item, index, span, workdir / f"seg{boundaries.index(span[0]):04d}.mp4")
                 for index, span in enumerate(kept)
             ]
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
 
     def _keep(self, item: dict[str, Any], index: int, span: Span, segment: Path) -> dict[str, Any]:
         facts = probe_video(segment)
