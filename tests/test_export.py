@@ -263,10 +263,15 @@ def dataset(tmp_path_factory, demo_videos):
 
 def test_videopose3d_has_one_sequence_per_released_person_track(dataset, tmp_path):
     out = tmp_path / "data_2d_custom_toy.npz"
-    summary = export_videopose3d(dataset, out, "toy")
+    summary = export_videopose3d(dataset, out, "toy", tmp_path / "videos")
     entries = {e.name: e for e in read_custom_2d(out)}
     assert set(entries) == {"vidA-c000-t001", "vidA-c000-t002", "vidB-c000-t001"}
-    assert summary == {"tracks": 3, "clips": 2, "frames": 21, "skipped": 0}
+    assert summary == {
+        "tracks": 3, "clips": 2, "frames": 21, "skipped": 0, "videos": 3, "failed_clips": 0
+    }  # fmt: skip
+    for entry in entries.values():  # one video per sequence, frame i = keypoint row i
+        video = tmp_path / "videos" / entry.video
+        assert len(_clip_frames(video, 100)) == len(entry.keypoints)
     assert entries["vidA-c000-t001"].keypoints.shape == (10, 17, 2)
     assert entries["vidA-c000-t002"].keypoints.shape == (5, 17, 2)
     assert {(e.width, e.height) for e in entries.values()} == {(W, H)}
@@ -277,6 +282,23 @@ def test_videopose3d_has_one_sequence_per_released_person_track(dataset, tmp_pat
         export_videopose3d(dataset, tmp_path / "other.npz", "toy")
     export_videopose3d(dataset, tmp_path / "folder", "toy")  # a folder gets the right name
     assert len(read_custom_2d(tmp_path / "folder/data_2d_custom_toy.npz")) == 3
+
+
+def test_videopose3d_leaves_out_a_clip_it_cannot_cut_and_keeps_the_rest(dataset, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(dataset, root)
+    released = RELEASED.read(root / "released_clips.parquet").set_index("clip_id")
+    (root / released.loc["vidB-c000", "path"]).write_bytes(b"not a video")
+    out = tmp_path / "data_2d_custom_toy.npz"
+    summary = export_videopose3d(root, out, "toy", tmp_path / "videos")
+    assert summary["failed_clips"] == 1 and summary["tracks"] == 2 and summary["skipped"] == 1
+    assert {e.name for e in read_custom_2d(out)} == {"vidA-c000-t001", "vidA-c000-t002"}
+    assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == [
+        "vidA-c000-t001.mp4",
+        "vidA-c000-t002.mp4",
+    ]
 
 
 def test_detectron_has_one_file_per_released_clip_with_detected_people(dataset, tmp_path):

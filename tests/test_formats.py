@@ -23,13 +23,16 @@ from vidmine.formats.videopose3d import (
     read_h36m_3d,
     tracks_to_custom_entries,
     tracks_to_detectron,
+    trusted_keypoints,
     write_custom_2d,
     write_detectron_clip,
 )
 from vidmine.tracks import TRACK_COLUMNS, read_tracks, write_tracks
 
 # FORMATS.md 1.3, written out here rather than taken from the module under test.
-CUSTOM_KEYS = {"positions_2d", "metadata"}
+CUSTOM_KEYS = {"positions_2d", "metadata"}  # what run.py reads
+# vidmine adds the keypoint scores under a key VideoPose3D never opens
+EXTRA_KEYS = {"scores_2d"}
 CUSTOM_METADATA_KEYS = {"layout_name", "num_joints", "keypoints_symmetry", "video_metadata"}
 COCO_SYMMETRY = [[1, 3, 5, 7, 9, 11, 13, 15], [2, 4, 6, 8, 10, 12, 14, 16]]
 DETECTRON_KEYS = {"boxes", "keypoints", "segments", "metadata"}
@@ -103,16 +106,17 @@ def test_custom_2d_has_videopose3d_layout(tmp_path):
     assert path == tmp_path / "data_2d_custom_vidmine.npz"
     # Load the way run.py does: allow_pickle, .item(), in-place normalisation of each camera.
     with np.load(path, allow_pickle=True) as npz:
-        assert set(npz.files) == CUSTOM_KEYS
+        assert set(npz.files) == CUSTOM_KEYS | EXTRA_KEYS
         meta = npz["metadata"].item()
         positions = npz["positions_2d"].item()
     assert set(meta) == CUSTOM_METADATA_KEYS
     assert meta["layout_name"] == "coco" and meta["num_joints"] == 17
     assert meta["keypoints_symmetry"] == COCO_SYMMETRY
+    # run.py reads w and h of each video; first_frame says where the sequence starts
     assert meta["video_metadata"] == {
-        "clipA-t001": {"w": 640, "h": 360},
-        "clipA-t002": {"w": 640, "h": 360},
-        "clipB-t001": {"w": 1280, "h": 720},
+        "clipA-t001": {"w": 640, "h": 360, "first_frame": 0},
+        "clipA-t002": {"w": 640, "h": 360, "first_frame": 0},
+        "clipB-t001": {"w": 1280, "h": 720, "first_frame": 0},
     }
     assert list(positions) == [e.name for e in entries]
     for entry in entries:
@@ -259,6 +263,53 @@ def test_tracks_to_custom_entries(track_table):
     np.testing.assert_allclose(second.keypoints[:, 16, 0], [116, 126])
 
 
+def test_untrusted_keypoints_are_filled_in_and_kept_inside_the_frame():
+    """What VideoPose3D's Detectron input always is: every joint in the image; unsure joints
+    filled from the joint's trusted frames; a joint never trusted (legs below the frame of a
+    driver filmed from the chest up) moved into the frame; scores kept beside."""
+    kp = np.zeros((4, 17, 3), np.float32)
+    kp[:, :, 0] = np.arange(4)[:, None] * 10 + 5  # x 5, 15, 25, 35
+    kp[:, :, 1] = 50
+    kp[:, :, 2] = 0.9
+    kp[1, 0, 2] = 0.05  # nose unsure in frame 1: from frames 0 and 2
+    kp[2, 1, 0] = -300  # left eye off the image in frame 2: from frames 1 and 3
+    kp[:, 15:, 1] = 454  # ankles below a 144-pixel frame in every frame, low score
+    kp[:, 15:, 2] = 0.05
+    kp[3, 2] = np.nan  # right eye missing in the last frame: held from frame 2
+    xy, scores = trusted_keypoints(kp, 176, 144, min_score=0.3)
+    np.testing.assert_allclose(xy[1, 0], [15, 50])
+    np.testing.assert_allclose(xy[2, 1], [25, 50])
+    np.testing.assert_allclose(xy[3, 2], [25, 50])
+    np.testing.assert_allclose(xy[:, 15:, 1], 143)  # the bottom row of the image
+    assert scores[1, 0] == 0 and scores[2, 1] == 0 and scores[3, 2] == 0  # filled in
+    np.testing.assert_allclose(scores[:, 15:], 0.05)  # the detector's own, guessed positions
+    np.testing.assert_allclose(scores[0, :15], 0.9)
+    assert xy.dtype == np.float32 and np.isfinite(xy).all()
+    assert (xy[..., 0] >= 0).all() and (xy[..., 0] <= 175).all() and (xy[..., 1] <= 143).all()
+    entries = tracks_to_custom_entries(
+        pd.DataFrame([_row(f, 1, kp[f]) for f in range(3)]),
+        {"clip_id": "c1", "width": 176, "height": 144},
+    )
+    np.testing.assert_allclose(entries[0].keypoints[:, 15:, 1], 143)
+
+
+def test_scores_and_alignment_are_written_beside_what_videopose3d_reads(tmp_path):
+    kp = np.full((3, 17, 2), 5, np.float32)
+    scores = np.full((3, 17), 0.7, np.float32)
+    entry = CustomEntry("c-t001", 64, 48, kp, first_frame=12, scores=scores, video="c-t001.mp4")
+    path = write_custom_2d(tmp_path, "x", [entry])
+    with np.load(path, allow_pickle=True) as npz:  # as run.py loads it
+        assert npz["metadata"].item()["video_metadata"]["c-t001"] == {
+            "w": 64, "h": 48, "first_frame": 12, "video": "c-t001.mp4"
+        }  # fmt: skip
+        np.testing.assert_array_equal(npz["scores_2d"].item()["c-t001"]["custom"][0], scores)
+    (back,) = read_custom_2d(path)
+    assert (back.first_frame, back.video) == (12, "c-t001.mp4")
+    np.testing.assert_array_equal(back.scores, scores)
+    with pytest.raises(FormatError, match=r"c-t001: scores shape \(2, 17\)"):
+        write_custom_2d(tmp_path, "x", [CustomEntry("c-t001", 64, 48, kp, scores=scores[:2])])
+
+
 def test_tracks_to_custom_entries_of_an_empty_table():
     empty = pd.DataFrame(columns=TRACK_COLUMNS)
     assert tracks_to_custom_entries(empty, {"clip_id": "c", "width": 1, "height": 1}) == []
@@ -298,7 +349,7 @@ def test_detectron_clip_layout(tmp_path):
 
 
 def test_detectron_round_trip_and_bad_input(tmp_path, track_table):
-    boxes, kps = tracks_to_detectron(track_table, 5)
+    boxes, kps = tracks_to_detectron(track_table, 5, 640, 480)
     # frame 1 of track 1 is interpolated (not a detection); frame 4 has tracks 1 and 2
     assert [len(b) for b in boxes] == [1, 0, 0, 1, 2]
     path = tmp_path / "c1.mp4.npz"

@@ -22,6 +22,7 @@ from vidmine.formats.vpd import (
     read_vpd_masks,
     read_vpd_pose,
     tracks_to_vpd,
+    vpd_keypoint_scores,
     write_vpd_pose,
 )
 from vidmine.tracks import read_tracks, write_tracks
@@ -151,6 +152,17 @@ def test_tracks_to_vpd(tmp_path):
     np.testing.assert_array_equal(read_vpd_masks(tmp_path / "v")[0][0].mask, mask)
     with pytest.raises(FormatError, match="no person track 7"):
         tracks_to_vpd(read_tracks(tmp_path / "c.parquet"), 7)
+
+
+def test_vpd_keypoint_scores_pass_vpds_gate_for_a_detected_person_seen_from_the_chest_up():
+    """VPD's gate is np.mean(kp[:, 2]) >= 0.5 (apply_vipe_model.py, single_frame.py)."""
+    upper_body = np.r_[np.ones(7), np.zeros(10)].astype(np.float32)  # BlazePose: legs unseen
+    assert upper_body.mean() < 0.5  # what VPD dropped
+    assert vpd_keypoint_scores(upper_body, 0.82).mean() >= 0.5
+    assert vpd_keypoint_scores(upper_body * 0.5, 0.3).mean() < 0.5  # a doubtful detection
+    assert vpd_keypoint_scores(upper_body, 0.0).mean() < 0.5  # a row the tracker filled in
+    scores = vpd_keypoint_scores(np.linspace(0, 1, 17, dtype=np.float32), 0.9)
+    assert (np.diff(scores) > 0).all() and scores.max() <= 1  # order and range kept
 
 
 def test_bad_files_give_one_line_errors_naming_the_file(tmp_path):

@@ -155,6 +155,7 @@ def test_custom_2d_round_trip(tmp_path):
     assert meta["layout_name"] == "coco" and meta["video_metadata"]["clip.mp4"] == {
         "w": 640,
         "h": 360,
+        "first_frame": 0,
     }
     (entry,) = read_custom_2d(tmp_path / "data_2d_custom_x.npz", allow_missing=True)
     got, w, h = entry.keypoints, entry.width, entry.height

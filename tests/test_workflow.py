@@ -377,3 +377,105 @@ def test_lifter_rules_declare_the_human36m_files_they_read(tmp_path):
     out = run.stdout + run.stderr
     assert "MissingInputException" in out and "data_3d_h36m.npz" in out
     assert "data_2d_h36m_cpn_ft_h36m_dbb.npz" in out and "cams.json" in out
+
+
+def _videopose3d_frames(path):
+    """The frames of a video as VideoPose3D's ``common/visualization.py:read_video`` decodes
+    them: ffmpeg to raw BGR with ``-vsync 0`` (every decoded frame, in order)."""
+    import json
+
+    import numpy as np
+
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream=width,height", "-of", "json", str(path)],
+        capture_output=True, check=True, text=True,
+    )  # fmt: skip
+    stream = json.loads(probe.stdout)["streams"][0]
+    w, h = int(stream["width"]), int(stream["height"])
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "image2pipe", "-pix_fmt", "bgr24",
+         "-vsync", "0", "-vcodec", "rawvideo", "-"],
+        capture_output=True, check=True,
+    ).stdout  # fmt: skip
+    return np.frombuffer(raw, np.uint8).reshape(-1, h, w, 3).astype(np.int16)
+
+
+@pytest.mark.slow
+def test_videopose3d_sequences_are_drawn_on_their_person_in_their_video(demo_run):
+    """What ``run.py -d custom -k demo --render --viz-subject <name> --viz-video <video>`` gets.
+
+    run.py loads ``positions_2d`` / ``metadata`` (``np.load(allow_pickle=True)``), normalises
+    each sequence with ``normalize_screen_coordinates`` (x / w * 2 - [1, h / w]) and pairs
+    keypoint row i with frame i of ``--viz-video``. So each sequence must have a video in the
+    export with exactly its frames (the bikes walker starts at clip frame 28), and every
+    keypoint must be in the image (carphone's driver has legs far below the 144-pixel frame).
+    """
+    import numpy as np
+
+    from vidmine.tracks import keypoint_array, read_tracks
+
+    root = demo_run / "results" / "demo"
+    export = root / "export"
+    with np.load(export / "data_2d_custom_demo.npz", allow_pickle=True) as npz:
+        positions = npz["positions_2d"].item()
+        videos = npz["metadata"].item()["video_metadata"]
+        scores = npz["scores_2d"].item()
+    released = pd.read_parquet(root / "released_clips.parquet").set_index("clip_id")
+    tracks = pd.read_parquet(root / "tracks.parquet")
+    starts = []
+    for name, actions in positions.items():
+        (kp,) = actions["custom"]
+        meta = videos[name]
+        w, h = meta["w"], meta["h"]
+        assert kp.dtype == np.float32 and kp.shape[1:] == (17, 2)
+        assert scores[name]["custom"][0].shape == kp.shape[:2]
+        normed = kp / w * 2 - [1, h / w]  # VideoPose3D's normalize_screen_coordinates
+        assert np.abs(normed[..., 0]).max() <= 1 and np.abs(normed[..., 1]).max() <= h / w
+        frames = _videopose3d_frames(export / "videopose3d_videos" / meta["video"])
+        assert len(frames) == len(kp), name
+        clip_id, track_id = name.rsplit("-t", 1)
+        clip = _videopose3d_frames(root / released.loc[clip_id, "path"])
+        first = meta["first_frame"]
+        starts.append(first)
+        for i in (0, len(kp) // 2, len(kp) - 1):  # frame i of the video is clip frame first+i
+            diffs = [np.abs(frames[i] - clip[j]).mean() for j in range(len(clip))]
+            assert int(np.argmin(diffs)) == first + i, (name, i)
+        summary = tracks[(tracks.clip_id == clip_id) & (tracks.track_id == int(track_id))]
+        table = read_tracks(root / summary.path.iloc[0])
+        rows = table[table.track_id == int(track_id)].set_index("frame")
+        trusted = scores[name]["custom"][0] >= 0.3
+        for i in range(len(kp)):  # trusted keypoints lie on the person's box of that frame
+            if first + i not in rows.index:
+                continue
+            row = rows.loc[first + i]
+            pad = 0.1 * max(row.x2 - row.x1, row.y2 - row.y1)
+            x, y = kp[i, trusted[i], 0], kp[i, trusted[i], 1]
+            assert ((x >= row.x1 - pad) & (x <= row.x2 + pad)).all(), (name, i)
+            assert ((y >= row.y1 - pad) & (y <= row.y2 + pad)).all(), (name, i)
+        detected = keypoint_array(rows.reset_index())
+        assert (detected[..., 1] > h).any() or name.startswith("bikes")  # the defect is real
+    assert sorted(starts) == [1, 1, 28]
+
+
+@pytest.mark.slow
+def test_vpd_keeps_the_clearly_visible_drivers_at_its_default_gate(demo_run):
+    """VPD's teacher gate: ``apply_vipe_model.py`` takes ``np.mean(kp[:, 2])`` of each pose in
+    ``coco_keypoints.json.gz`` as ``kp_score`` and ``vpd_dataset/single_frame.py`` drops the
+    frame below ``DEFAULT_MIN_POSE_SCORE`` = 0.5. Carphone's driver is seen from the chest up
+    (BlazePose gives the legs about 0), yet is a clearly detected person."""
+    import gzip
+    import json
+
+    import numpy as np
+
+    pose = demo_run / "results" / "demo" / "export" / "vpd" / "pose"
+    for folder in sorted(pose.iterdir()):
+        with gzip.open(folder / "coco_keypoints.json.gz", "rt", encoding="ascii") as fh:
+            frames = json.load(fh)
+        kept = [
+            np.mean(np.array(kp, np.float32)[:, 2]) >= 0.5 for _, ps in frames for _, _, kp in ps
+        ]
+        assert np.mean(kept) > 0.9, folder.name
+        points = np.array([kp for _, ps in frames for _, _, kp in ps], np.float32)
+        assert points[..., 1].max() <= 143 or folder.name.startswith("bikes")

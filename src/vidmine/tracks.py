@@ -100,6 +100,19 @@ def keypoint_array(tracks: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def clamp_to_frame(xy: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Pixel positions (..., 2) moved into [0, w - 1] x [0, h - 1]; NaN stays NaN.
+
+    Where a top-down keypoint R-CNN (the source of VideoPose3D's and VPD's 2D poses) puts a
+    joint it cannot see: inside the person's box, so inside the image. BlazePose places such
+    joints beyond the border instead.
+    """
+    out = np.array(xy, dtype=np.float32, copy=True)
+    out[..., 0] = np.clip(out[..., 0], 0, width - 1)
+    out[..., 1] = np.clip(out[..., 1], 0, height - 1)
+    return out
+
+
 def boxes_array(tracks: pd.DataFrame) -> np.ndarray:
     """Boxes of the rows as (N, 4) float32 x1, y1, x2, y2."""
     return tracks[["x1", "y1", "x2", "y2"]].to_numpy(dtype=np.float32)

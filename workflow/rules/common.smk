@@ -148,6 +148,7 @@ def export_files(dataset):
     )
     return [
         f"results/{dataset}/export/data_2d_custom_{dataset}.npz",
+        f"results/{dataset}/export/videopose3d_videos",
         f"results/{dataset}/export/index.parquet",
         *folders,
     ]
@@ -186,6 +187,11 @@ def export_extra_args(wildcards):
         domain = dataset_config(wildcards.dataset)["trackverse"]["domain"]
         return f"--domain {domain}"
     return ""
+
+
+def export_setting(wildcards, export, key):
+    """Params function: one setting of an export (the dataset's ``export.<export>`` block)."""
+    return dataset_config(wildcards.dataset)["export"][export][key]
 
 
 def config_hash(wildcards):

@@ -7,7 +7,8 @@ rule export_videopose3d:
         tracks="results/{dataset}/tracks.parquet",
         released="results/{dataset}/released_clips.parquet",
     output:
-        "results/{dataset}/export/data_2d_custom_{dataset}.npz",
+        npz="results/{dataset}/export/data_2d_custom_{dataset}.npz",
+        videos=directory("results/{dataset}/export/videopose3d_videos"),
     log:
         "results/{dataset}/logs/export/videopose3d.log",
     conda:
@@ -15,9 +16,13 @@ rule export_videopose3d:
     threads: 1
     params:
         dataset_dir=dataset_dir,
+        min_score=lambda wildcards: export_setting(
+            wildcards, "videopose3d", "min_keypoint_score"
+        ),
     shell:
         "vidmine export videopose3d --dataset-dir {params.dataset_dir}"
-        " --name {wildcards.dataset} --out {output} > {log} 2>&1"
+        " --name {wildcards.dataset} --out {output.npz} --videos {output.videos}"
+        " --min-keypoint-score {params.min_score} > {log} 2>&1"
 
 
 rule export_folder:

@@ -45,7 +45,9 @@ def cmd_export_videopose3d(args: argparse.Namespace) -> int:
     return _run(
         "videopose3d",
         args.out,
-        lambda: export_videopose3d(args.dataset_dir, args.out, args.name),
+        lambda: export_videopose3d(
+            args.dataset_dir, args.out, args.name, args.videos, args.min_keypoint_score
+        ),
     )
 
 
@@ -141,6 +143,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "the npz file (data_2d_custom_<name>.npz) or a folder",
     )
     p.add_argument("--name", required=True, help="the dataset name run.py -k takes")
+    p.add_argument(
+        "--videos",
+        help="folder for one video per sequence, frame i = keypoint row i (run.py --viz-video)",
+    )
+    p.add_argument(
+        "--min-keypoint-score",
+        type=float,
+        default=0.3,
+        help="keypoints scoring below are filled from the joint's trusted frames (default 0.3)",
+    )
     add(
         "detectron",
         "Detectron-style <clip>.mp4.npz per released clip (prepare_data_2d_custom.py input)",

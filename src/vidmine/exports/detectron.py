@@ -31,7 +31,9 @@ def export_detectron(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike)
             if not len(table):
                 continue
             n_frames = int(clip["n_frames"])
-            boxes, keypoints = tracks_to_detectron(table, n_frames)
+            boxes, keypoints = tracks_to_detectron(
+                table, n_frames, int(clip["width"]), int(clip["height"])
+            )
             detections = sum(len(b) for b in boxes)
             name = f"{Path(str(clip['path'])).name}.npz"
             write_detectron_clip(tmp / name, boxes, keypoints, clip["width"], clip["height"])

@@ -69,7 +69,8 @@ def export_vpd(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike) -> di
                 if not len(rows):
                     log.info("%s: no rows in the track table, left out", key)
                     continue
-                boxes, poses, masks = tracks_to_vpd(table, track_id)
+                size = (int(clip["width"]), int(clip["height"]))
+                boxes, poses, masks = tracks_to_vpd(table, track_id, size)
                 write_vpd_pose(tmp / "pose" / key, boxes, poses, masks)
                 link_or_copy(video, tmp / "videos" / f"{key}.mp4")
                 video = tmp / "videos" / f"{key}.mp4"  # one copy per clip, if copies at all

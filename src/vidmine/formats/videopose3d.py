@@ -31,8 +31,18 @@ import pandas as pd
 
 from vidmine.formats import FormatError
 from vidmine.formats._pickles import load_npz, npz_item, save_npz
-from vidmine.tracks import COCO_LEFT, COCO_RIGHT, N_KEYPOINTS, PERSON_CLASS_ID, keypoint_array
+from vidmine.tracks import (
+    COCO_LEFT,
+    COCO_RIGHT,
+    N_KEYPOINTS,
+    PERSON_CLASS_ID,
+    clamp_to_frame,
+    keypoint_array,
+)
 
+# Keypoints scoring below this are filled from the joint's trusted frames (BlazePose's
+# visibility: occluded joints score 0.2-0.3, joints off the image below 0.1).
+DEFAULT_MIN_KEYPOINT_SCORE = 0.3
 CUSTOM_ACTION = "custom"  # the literal action name VideoPose3D's custom dataset uses (1.13)
 H36M_CAMERA_IDS = ("54138969", "55011271", "58860488", "60457274")  # positions_2d list order
 H36M_MOCAP_JOINTS = 32
@@ -47,8 +57,12 @@ class CustomEntry:
     """One sequence of a custom 2D dataset: a person track, named like a video.
 
     ``keypoints`` is (T, 17, 2) float32 pixels in COCO order, one row per frame from the
-    track's first to its last frame. ``first_frame`` (the clip frame of row 0) is kept in
-    memory for rendering alignment (``--viz-skip``) but is not part of the npz format.
+    track's first to its last frame, inside the frame (VideoPose3D's Detectron keypoints always
+    are). ``scores`` is (T, 17) float32, the detector's confidence of each keypoint (0 where it
+    was filled in), written beside ``positions_2d`` as ``scores_2d`` (VideoPose3D reads only
+    ``positions_2d`` and ``metadata``, so the extra key changes nothing for it). ``first_frame``
+    is the clip frame of row 0 and ``video`` the file name of the video whose frame i is row i
+    (both recorded in ``video_metadata``, beside the ``w`` / ``h`` VideoPose3D reads).
     """
 
     name: str
@@ -56,6 +70,8 @@ class CustomEntry:
     height: int
     keypoints: np.ndarray
     first_frame: int = 0
+    scores: np.ndarray | None = None
+    video: str | None = None
 
 
 def track_key(clip_id: str, track_id: int) -> str:
@@ -102,7 +118,8 @@ def write_custom_2d(
     if not entries and not allow_empty:
         raise FormatError(f"{target}: no sequences to write (VideoPose3D needs at least one)")
     positions: dict[str, dict[str, list[np.ndarray]]] = {}
-    videos: dict[str, dict[str, int]] = {}
+    scores: dict[str, dict[str, list[np.ndarray]]] = {}
+    videos: dict[str, dict[str, Any]] = {}
     for entry in entries:
         if entry.name in positions:
             raise FormatError(f"{target}: sequence name {entry.name!r} appears twice")
@@ -110,15 +127,31 @@ def write_custom_2d(
             raise FormatError(f"{target}: {entry.name}: size {entry.width}x{entry.height}")
         kp = _check_keypoints(target, entry.name, entry.keypoints)
         positions[entry.name] = {CUSTOM_ACTION: [kp]}
+        scores[entry.name] = {CUSTOM_ACTION: [_entry_scores(target, entry, len(kp))]}
         videos[entry.name] = {"w": int(entry.width), "h": int(entry.height)}
+        videos[entry.name]["first_frame"] = int(entry.first_frame)
+        if entry.video is not None:
+            videos[entry.name]["video"] = str(entry.video)
     metadata = {
         "layout_name": "coco",
         "num_joints": N_KEYPOINTS,
         "keypoints_symmetry": [list(COCO_LEFT), list(COCO_RIGHT)],
         "video_metadata": videos,
     }
-    save_npz(target, {"positions_2d": positions, "metadata": metadata})
+    save_npz(target, {"positions_2d": positions, "metadata": metadata, "scores_2d": scores})
     return target
+
+
+def _entry_scores(path: Path, entry: CustomEntry, n_frames: int) -> np.ndarray:
+    """The entry's (T, 17) keypoint scores; ones when it has none (hand-made entries)."""
+    if entry.scores is None:
+        return np.ones((n_frames, N_KEYPOINTS), np.float32)
+    arr = np.asarray(entry.scores, dtype=np.float32)
+    if arr.shape != (n_frames, N_KEYPOINTS) or not np.isfinite(arr).all():
+        raise FormatError(
+            f"{path}: {entry.name}: scores shape {arr.shape}, expected ({n_frames}, 17)"
+        )
+    return arr
 
 
 def read_custom_2d(path: str | os.PathLike, allow_missing: bool = False) -> list[CustomEntry]:
@@ -141,6 +174,9 @@ def read_custom_2d(path: str | os.PathLike, allow_missing: bool = False) -> list
     videos = metadata.get("video_metadata")
     if not isinstance(videos, dict):
         raise FormatError(f"{path}: metadata has no video_metadata dict")
+    scores = npz_item(path, arrays, "scores_2d") if "scores_2d" in arrays else {}
+    if not isinstance(scores, dict):
+        raise FormatError(f"{path}: scores_2d must be a dict like positions_2d")
     out = []
     for name, actions in positions.items():
         if not isinstance(actions, dict) or CUSTOM_ACTION not in actions:
@@ -151,8 +187,24 @@ def read_custom_2d(path: str | os.PathLike, allow_missing: bool = False) -> list
         if name not in videos or not {"w", "h"} <= set(videos[name]):
             raise FormatError(f"{path}: {name}: no w/h in metadata video_metadata")
         kp = _check_keypoints(path, name, cams[0], allow_missing)
-        out.append(CustomEntry(name, int(videos[name]["w"]), int(videos[name]["h"]), kp))
+        video = videos[name]
+        entry = CustomEntry(name, int(video["w"]), int(video["h"]), kp)
+        entry.first_frame = int(video.get("first_frame", 0))
+        entry.video = video.get("video")
+        entry.scores = _read_scores(path, name, scores.get(name), len(kp))
+        out.append(entry)
     return out
+
+
+def _read_scores(path: Any, name: str, actions: Any, n_frames: int) -> np.ndarray | None:
+    """A sequence's (T, 17) scores from ``scores_2d`` (files from elsewhere have none)."""
+    if actions is None:
+        return None
+    cams = actions.get(CUSTOM_ACTION) if isinstance(actions, dict) else None
+    arr = np.asarray(cams[0], np.float32) if isinstance(cams, list | tuple) and cams else None
+    if arr is None or arr.shape != (n_frames, N_KEYPOINTS):
+        raise FormatError(f"{path}: {name}: scores_2d is not ({n_frames}, 17) per sequence")
+    return arr
 
 
 def interpolate_missing(kp: np.ndarray) -> np.ndarray:
@@ -190,14 +242,17 @@ def _person_rows(tracks: pd.DataFrame) -> pd.DataFrame:
 
 
 def tracks_to_custom_entries(
-    tracks: pd.DataFrame, clip_row: Mapping[str, Any] | pd.Series
+    tracks: pd.DataFrame,
+    clip_row: Mapping[str, Any] | pd.Series,
+    min_score: float = DEFAULT_MIN_KEYPOINT_SCORE,
 ) -> list[CustomEntry]:
     """The person tracks of one clip's track table as custom-2D entries.
 
-    Each track covers its first to last frame; interpolated rows are used like detected ones,
-    frames without a row (or with NaN keypoints) are filled the way VideoPose3D fills frames
-    without a detection. Keypoint scores and boxes are dropped, as VideoPose3D does. A track
-    whose keypoints are missing in every frame is skipped (VideoPose3D cannot use it).
+    Each track covers its first to last frame; interpolated rows are used like detected ones.
+    Keypoints are then made what VideoPose3D's Detectron path gives it (:func:`trusted_keypoints`):
+    inside the frame, and where the detector was unsure (score below ``min_score``, or off
+    the image) filled from the same joint's trusted neighbours. A track with a joint that has
+    no position in any frame is skipped (there is nothing to place it from).
     """
     clip_id = str(clip_row["clip_id"])
     width, height = int(clip_row["width"]), int(clip_row["height"])
@@ -207,25 +262,60 @@ def tracks_to_custom_entries(
             raise FormatError(f"{clip_id}: track {track_id} has two rows for one frame")
         frames = rows["frame"].to_numpy(dtype=np.int64)
         first = int(frames.min())
-        kp = np.full((int(frames.max()) - first + 1, N_KEYPOINTS, 2), np.nan, dtype=np.float32)
-        kp[frames - first] = keypoint_array(rows)[:, :, :2]
-        if not np.isfinite(kp).any(axis=(0, 2)).all():
-            continue  # some joint never seen: nothing to interpolate from
-        kp = interpolate_missing(kp)
-        out.append(CustomEntry(track_key(clip_id, int(track_id)), width, height, kp, first))
+        kp = np.full((int(frames.max()) - first + 1, N_KEYPOINTS, 3), np.nan, dtype=np.float32)
+        kp[frames - first] = keypoint_array(rows)
+        if not np.isfinite(kp[..., :2]).all(axis=2).any(axis=0).all():
+            continue  # some joint never located: nothing to place it from
+        xy, scores = trusted_keypoints(kp, width, height, min_score)
+        key = track_key(clip_id, int(track_id))
+        out.append(CustomEntry(key, width, height, xy, first, scores))
     return out
+
+
+def trusted_keypoints(
+    keypoints: np.ndarray, width: int, height: int, min_score: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 17, 3) x, y, score of one track -> (T, 17, 2) positions inside the frame, (T, 17)
+    scores.
+
+    VideoPose3D's 2D input comes from Detectron's keypoint R-CNN, whose joints always lie in the
+    person's box, so in the image. BlazePose instead extrapolates joints it cannot see far
+    beyond the border at a low score (a driver's hips at y = 454 in a 144-pixel frame), which
+    VideoPose3D's normalisation turns into y = 4.3 where it expects about +-0.8. So a joint is
+    trusted where it is inside the frame and scores at least ``min_score``; every other
+    position of that joint is interpolated over frames from its trusted ones (clamped at the
+    ends), the rule ``prepare_data_2d_custom.py`` applies to frames without a detection. A
+    joint never trusted in the track keeps the detector's positions, moved into the frame
+    (where keypoint R-CNN would put it). The score is the detector's where its position is
+    used and 0 where the position was filled in.
+    """
+    xy = np.array(keypoints[..., :2], dtype=np.float32, copy=True)
+    conf = np.nan_to_num(np.asarray(keypoints[..., 2], np.float32), nan=0.0)
+    located = np.isfinite(xy).all(axis=-1)
+    inside = located & (xy[..., 0] >= 0) & (xy[..., 0] <= width - 1)
+    inside &= (xy[..., 1] >= 0) & (xy[..., 1] <= height - 1)
+    trusted = inside & (conf >= min_score)
+    used = np.where(trusted.any(axis=0), trusted, located)  # per joint: trusted, else located
+    frames = np.arange(len(xy))
+    for j in range(xy.shape[1]):
+        keep = used[:, j]
+        for c in range(2):
+            xy[~keep, j, c] = np.interp(frames[~keep], frames[keep], xy[keep, j, c])
+    return clamp_to_frame(xy, width, height), np.where(used, conf, 0.0).astype(np.float32)
 
 
 # --- Detectron per-clip npz (1.2) -----------------------------------------------------------
 
 
 def tracks_to_detectron(
-    tracks: pd.DataFrame, n_frames: int
+    tracks: pd.DataFrame, n_frames: int, width: int, height: int
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per-frame detections of a clip's track table, as :func:`write_detectron_clip` takes them.
 
     Only detected person rows with keypoints are used (interpolated rows are not detections):
-    boxes[t] is (N, 5) x1, y1, x2, y2, score and keypoints[t] is (N, 17, 3) x, y, score.
+    boxes[t] is (N, 5) x1, y1, x2, y2, score and keypoints[t] is (N, 17, 3) x, y, score, the
+    positions moved into the ``width`` x ``height`` frame as Detectron's own always are
+    (:func:`clamp_to_frame`; scores unchanged, so a guessed joint keeps its low score).
     """
     boxes = [np.zeros((0, 5), np.float32) for _ in range(n_frames)]
     kps = [np.zeros((0, N_KEYPOINTS, 3), np.float32) for _ in range(n_frames)]
@@ -237,7 +327,9 @@ def tracks_to_detectron(
             raise FormatError(f"track table: frame {frame} outside the clip's {n_frames} frames")
         box = rows[["x1", "y1", "x2", "y2", "score"]].to_numpy(dtype=np.float32)
         boxes[int(frame)] = box
-        kps[int(frame)] = keypoint_array(rows)
+        points = keypoint_array(rows)
+        points[..., :2] = clamp_to_frame(points[..., :2], width, height)
+        kps[int(frame)] = points
     return boxes, kps
 
 

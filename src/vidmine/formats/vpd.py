@@ -39,7 +39,13 @@ from vidmine.formats import FormatError
 from vidmine.formats._pickles import one_line
 from vidmine.formats.track_crops import TrackCrops
 from vidmine.io import atomic_path, write_text_atomic
-from vidmine.tracks import N_KEYPOINTS, PERSON_CLASS_ID, encode_mask_png, keypoint_array
+from vidmine.tracks import (
+    N_KEYPOINTS,
+    PERSON_CLASS_ID,
+    clamp_to_frame,
+    encode_mask_png,
+    keypoint_array,
+)
 
 BOXES_FILE = "boxes.json"
 KEYPOINTS_FILE = "coco_keypoints.json.gz"
@@ -265,8 +271,31 @@ def read_vpd_pose(
     )
 
 
+def vpd_keypoint_scores(
+    keypoint_scores: np.ndarray, person_score: float | np.ndarray
+) -> np.ndarray:
+    """Keypoint confidences on the scale VPD's gate expects: the mean of each joint's own
+    score and the person's detection score.
+
+    VPD keeps a pose as a teacher target only where the mean of its 17 keypoint confidences
+    is at least ``min_pose_score`` (0.5; ``apply_vipe_model.py`` takes ``np.mean(kp[:, 2])``
+    as ``kp_score``, ``vpd_dataset/single_frame.py`` drops frames below it). VPD's poses come
+    from a top-down keypoint R-CNN, which places every joint of a detected person inside its
+    box and rates it on the person's scale, so that mean follows the detection. BlazePose
+    rates a joint it cannot see (the legs of a driver filmed from the chest up) near 0, so a
+    clearly detected person (detection score 0.82) averages 0.44 and is dropped whole. Averaged
+    with the person's detection score, the mean becomes (mean joint score + person score) / 2
+    (0.63 for that driver), a person the detector doubts still falls below 0.5, and the order
+    of the joints' scores is kept. Rows the tracker filled in score 0 as people, so their
+    poses stay below VPD's gate. Scores from a keypoint R-CNN backend (already high for every
+    joint of a confident person) barely move.
+    """
+    scores = np.nan_to_num(np.asarray(keypoint_scores, np.float32), nan=0.0)
+    return ((scores + np.float32(person_score)) / 2).astype(np.float32)
+
+
 def tracks_to_vpd(
-    tracks: pd.DataFrame, track_id: int
+    tracks: pd.DataFrame, track_id: int, frame_size: tuple[int, int] | None = None
 ) -> tuple[
     dict[int, tuple[float, float, float, float]], dict[int, list[VpdPose]], dict[int, list[VpdMask]]
 ]:
@@ -276,12 +305,17 @@ def tracks_to_vpd(
     list holds its pose alone (other people would compete for the best mask/pose). Poses of
     interpolated rows are kept with the row's score (0); masks come from ``mask_png``, whose
     box is the integer box ``[floor(x1), floor(y1), ceil(x2), ceil(y2))`` of the track table.
+    Keypoint confidences are :func:`vpd_keypoint_scores`; with ``frame_size`` (width, height)
+    the keypoints are moved into the frame, where a keypoint R-CNN puts every joint.
     """
     rows = tracks[(tracks["track_id"] == track_id) & (tracks["class_id"] == PERSON_CLASS_ID)]
     if not len(rows):
         raise FormatError(f"track table: no person track {track_id}")
     rows = rows.sort_values("frame", kind="stable")
     kps = keypoint_array(rows)
+    kps[..., 2] = vpd_keypoint_scores(kps[..., 2], rows["score"].to_numpy(np.float32)[:, None])
+    if frame_size is not None:
+        kps[..., :2] = clamp_to_frame(kps[..., :2], *frame_size)
     boxes, poses, masks = {}, {}, {}
     for i, row in enumerate(rows.itertuples(index=False)):
         frame = int(row.frame)
