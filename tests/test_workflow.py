@@ -1,7 +1,9 @@
 """The demo through Snakemake end to end with the local profile, in a scratch directory."""
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -479,3 +481,45 @@ def test_vpd_keeps_the_clearly_visible_drivers_at_its_default_gate(demo_run):
         assert np.mean(kept) > 0.9, folder.name
         points = np.array([kp for _, ps in frames for _, _, kp in ps], np.float32)
         assert points[..., 1].max() <= 143 or folder.name.startswith("bikes")
+
+
+VIDEOPOSE3D_GIT = Path(
+    os.environ.get("VIDMINE_VIDEOPOSE3D_GIT", "/work/.mirror/facebookresearch+VideoPose3D/repo")
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not VIDEOPOSE3D_GIT.is_dir(), reason="no VideoPose3D git repository (VIDMINE_VIDEOPOSE3D_GIT)"
+)
+def test_videopose3d_run_py_renders_each_demo_sequence_on_its_video(demo_run, tmp_path):
+    """The user's command, VideoPose3D's own code: ``run.py -d custom -k demo --render
+    --viz-video`` on each exported sequence and its video (a checkpoint of random weights
+    written by VideoPose3D's own TemporalModel, so only the loading and drawing are tested)."""
+    import shutil
+
+    code = tmp_path / "VideoPose3D"
+    code.mkdir()
+    archive = subprocess.run(
+        ["git", f"--git-dir={VIDEOPOSE3D_GIT}", "archive", "HEAD"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "x", "-C", str(code)], input=archive, check=True)
+    export = demo_run / "results" / "demo" / "export"
+    shutil.copy(export / "data_2d_custom_demo.npz", code / "data")
+    (code / "checkpoint").mkdir()
+    write = (
+        "import torch; from common.model import TemporalModel; torch.manual_seed(0);"
+        " m = TemporalModel(17, 2, 17, [3, 3, 3], channels=64);"
+        " torch.save({'epoch': 1, 'lr': 1e-3, 'model_pos': m.state_dict()}, 'checkpoint/r.bin')"
+    )
+    subprocess.run([sys.executable, "-c", write], cwd=code, check=True)
+    for video in sorted((export / "videopose3d_videos").glob("*.mp4")):
+        out = tmp_path / f"{video.stem}.mp4"
+        subprocess.run(
+            [sys.executable, "run.py", "-d", "custom", "-k", "demo", "-arc", "3,3,3", "-ch", "64",
+             "-c", "checkpoint", "--evaluate", "r.bin", "--render", "--viz-subject", video.stem,
+             "--viz-action", "custom", "--viz-camera", "0", "--viz-video", str(video),
+             "--viz-output", str(out), "--viz-size", "2"],
+            cwd=code, check=True, capture_output=True,
+        )  # fmt: skip
+        assert len(_videopose3d_frames(out)) == len(_videopose3d_frames(video))
