@@ -15,7 +15,14 @@ from vidmine.io import atomic_path, partial_path, remove_partials
 from vidmine.layout import DatasetLayout
 from vidmine.manifest import write_manifest
 from vidmine.probing import probe_video
-from vidmine.runner import ItemResult, Journal, journal_path, read_status, run_shard
+from vidmine.runner import (
+    ItemResult,
+    Journal,
+    journal_path,
+    read_status,
+    run_shard,
+    timings_path,
+)
 from vidmine.sources import SourceRecord
 from vidmine.tables import TEXT, Table
 
@@ -167,3 +174,75 @@ def download_settings():
 
     config = validate_config({"datasets": {"d": {"source": {"type": "demo"}}}})
     return {**config["datasets"]["d"]["download"], "retries": 0, "socket_timeout": 5}
+
+
+def _download_job(results, http_server, n=6):
+    """A download shard of ``n`` slow videos and the command a Snakemake job runs for it."""
+    layout = DatasetLayout(results, "d")
+    ids = [f"v{i}" for i in range(n)]
+    records = [SourceRecord(raw_id=i, url=f"{http_server}/slow/bikes.mp4?copy={i}") for i in ids]
+    write_manifest(records, "urls", 10, layout.manifest)
+    command = [
+        *(sys.executable, "-m", "vidmine", "run-stage", "download", "--shard", "s00000"),
+        *("--dataset-dir", str(layout.root), "--settings", json.dumps(download_settings())),
+    ]
+    return layout, ids, command, journal_path(layout.status("download", "s00000"))
+
+
+def _wait_for_lines(journal, n, job, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and job.poll() is None:
+        if journal.exists() and len(journal.read_text().splitlines()) >= n:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{journal}: fewer than {n} lines in {timeout} s")
+
+
+def test_a_second_copy_of_a_running_shard_waits_then_reuses_its_work(results, http_server):
+    """A Snakemake killed alone leaves its job running; the rerun's job must not run beside it.
+    It waits on the shard's lock, which the kernel releases when the first job dies (SIGKILL
+    included), then reuses every item the first one finished."""
+    layout, ids, command, journal = _download_job(results, http_server, n=40)
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_lines(journal, 1, first)
+    refused = subprocess.run([*command, "--exit-if-locked"], capture_output=True, text=True)
+    assert refused.returncode == 2
+    (line,) = refused.stderr.strip().splitlines()
+    assert f"held by pid {first.pid} on {os.uname().nodename}" in line
+    log = results / "second.log"
+    with log.open("w") as err:
+        second = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 60
+    while "waiting" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert f"held by pid {first.pid}" in log.read_text()  # it waits instead of working
+    done_while_waiting = len(Journal(journal).load())
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    done_by_first = list(Journal(journal).load())
+    assert 1 <= len(done_by_first) < len(ids) and len(done_by_first) >= done_while_waiting
+    assert second.wait(timeout=120) == 0, log.read_text()[-2000:]
+    lines = [json.loads(x) for x in journal.read_text().splitlines() if x.strip()]
+    counts = pd.Series([entry["id"] for entry in lines]).value_counts()
+    assert all(counts[i] == 1 for i in done_by_first), "the second copy redid finished items"
+    assert set(read_status(layout.status("download", "s00000")).status) == {"ok"}
+
+
+def test_a_stop_signal_is_logged_and_journalled_with_the_item_in_flight(results, http_server):
+    layout, ids, command, journal = _download_job(results, http_server)
+    job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for_lines(journal, 2, job)
+    time.sleep(0.2)  # inside the third download
+    job.send_signal(signal.SIGTERM)
+    _, err = job.communicate(timeout=60)
+    assert job.returncode == -signal.SIGTERM  # it died of the signal, as Snakemake expects
+    last = json.loads(journal.read_text().splitlines()[-1])
+    assert last["status"] == "interrupted" and last["reason"] == "stopped by SIGTERM"
+    assert f"stopped by SIGTERM while processing {last['id']}" in err
+    assert not layout.status("download", "s00000").exists()
+    subprocess.run(command, check=True, capture_output=True)  # the interrupted item is redone
+    status = read_status(layout.status("download", "s00000"))
+    assert sorted(status.id) == ids and set(status.status) == {"ok"}
+    assert "seconds" not in status.columns  # timings live beside the status
+    timings = pd.read_parquet(timings_path(layout.status("download", "s00000")))
+    assert sorted(timings.id) == ids and (timings.seconds > 0).all()

@@ -8,6 +8,8 @@ ones a killed job left behind.
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
 import shutil
@@ -48,6 +50,20 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+@contextmanager
+def gzip_text_atomic(path: str | os.PathLike, encoding: str = "utf-8") -> Iterator[IO[str]]:
+    """A text handle to a gzip file written atomically, byte-identical for identical text.
+
+    ``gzip.open`` puts the write time and the file's name in the header: the time differs
+    between two runs, and the name is the temporary one, which carries a pid. This header has
+    neither (mtime 0, no name), as ``gzip -n`` writes it; readers ignore both.
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as packed:
+            with io.TextIOWrapper(packed, encoding=encoding, newline="\n") as text:
+                yield text
 
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:

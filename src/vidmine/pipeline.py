@@ -36,6 +36,7 @@ def run_stage(
     shard: str,
     settings: dict[str, Any],
     retry_failed: bool = False,
+    wait_for_lock: bool = True,
 ) -> pd.DataFrame:
     """Run one stage over one shard; returns the status table it wrote.
 
@@ -52,6 +53,7 @@ def run_stage(
         table_path=layout.table(entry.table, shard) if entry.table else None,
         retry_failed=retry_failed,
         table=table,
+        wait_for_lock=wait_for_lock,
     )
 
 

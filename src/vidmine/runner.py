@@ -11,6 +11,21 @@ into place. A job killed at any moment therefore loses at most the item in fligh
 journal entries whose outputs still exist and whose settings hash matches are reused, a torn last
 line is ignored, and leftover temporary files are deleted. The status parquet, the rule's declared
 output, is written last, so Snakemake sees the shard as done only when it is.
+
+One owner. The whole shard runs under an exclusive lock beside its status table
+(:mod:`vidmine.locks`), taken before the sweep of temporary files: a second copy of the job (a
+rerun started while a killed Snakemake's job still runs) waits for the first and then reuses
+what it finished, instead of writing the same files beside it.
+
+Reproducible. The status table holds no timing: the seconds each item took (and a stage's own
+timings, ``ItemResult.timings``) go to ``{shard}.timings.parquet`` beside it, the one status
+file that differs between two identical runs.
+
+Killed jobs say so. A shard ended by SIGTERM, SIGINT, SIGHUP, SIGUSR1 or SIGUSR2 (SLURM's
+preemption and time limit, ``scancel``, Snakemake's own stop) logs which signal stopped it and
+which item was in flight, records that item as ``interrupted`` in the journal, and then dies of
+the same signal. SIGKILL cannot be caught: the journal then simply ends at the last finished
+item.
 """
 
 from __future__ import annotations
@@ -18,8 +33,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,19 +49,21 @@ from tqdm import tqdm
 from vidmine.config import settings_hash
 from vidmine.io import remove_partials, write_table_atomic
 from vidmine.layout import DatasetLayout
+from vidmine.locks import hold, lock_path_for
 from vidmine.tables import Table
 
 log = logging.getLogger(__name__)
 
 OK, FAILED, SKIPPED, DROPPED = "ok", "failed", "skipped", "dropped"
 STATUSES = (OK, FAILED, SKIPPED, DROPPED)
+INTERRUPTED = "interrupted"  # journal only: the item a signal stopped
+CAUGHT_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 
 STATUS_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
         ("status", pa.string()),
         ("reason", pa.string()),
-        ("seconds", pa.float64()),
         ("outputs", pa.list_(pa.string())),
         ("settings_hash", pa.string()),
         ("fields", pa.string()),
@@ -60,10 +80,17 @@ class ItemResult:
     outputs: list[str] = field(default_factory=list)
     fields: dict[str, Any] = field(default_factory=dict)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds, kept out of the status
 
     @classmethod
-    def ok(cls, outputs: Iterable[str] = (), fields: dict | None = None, rows=None) -> ItemResult:
-        return cls(OK, "", list(outputs), fields or {}, rows or [])
+    def ok(
+        cls,
+        outputs: Iterable[str] = (),
+        fields: dict | None = None,
+        rows=None,
+        timings: dict[str, float] | None = None,
+    ) -> ItemResult:
+        return cls(OK, "", list(outputs), fields or {}, rows or [], timings or {})
 
     @classmethod
     def failed(cls, reason: str, fields: dict | None = None) -> ItemResult:
@@ -167,8 +194,12 @@ def journal_path(status_path: Path) -> Path:
     return Path(status_path).with_suffix(".journal.jsonl")
 
 
+def timings_path(status_path: Path) -> Path:
+    return Path(status_path).with_suffix(".timings.parquet")
+
+
 def _is_reusable(entry: dict[str, Any], digest: str, base: Path, retry_failed: bool) -> bool:
-    if entry.get("settings_hash") != digest:
+    if entry.get("status") not in STATUSES or entry.get("settings_hash") != digest:
         return False
     if entry["status"] == FAILED and retry_failed:
         return False
@@ -183,8 +214,13 @@ def run_shard(
     table_path: str | Path | None = None,
     retry_failed: bool = False,
     table: Table | None = None,
+    wait_for_lock: bool = True,
 ) -> pd.DataFrame:
     """Process a shard's items through ``stage`` and write its status table (and row table).
+
+    Under the shard's lock (``wait_for_lock``: wait for another live copy of the job, else
+    :class:`vidmine.locks.LockHeld` at once); a stop signal raises :class:`Interrupted` after
+    recording the item in flight (callers end the process with :func:`die_of`).
 
     ``base`` is the dataset folder: item outputs are stored relative to it, so a results folder
     can be moved or compared between runs. The items' rows go to ``table_path`` through
@@ -193,10 +229,36 @@ def run_shard(
     if (table is None) != (table_path is None):
         raise ValueError("run_shard: a row table needs both table and table_path")
     status_path, base = Path(status_path), Path(base)
+    journal = Journal(journal_path(status_path))
+    in_flight: list[str] = []
+    try:
+        with hold(lock_path_for(status_path), wait=wait_for_lock), _signals_raise():
+            entries = _run_items(stage, items, status_path, base, journal, retry_failed, in_flight)
+            if table is not None:
+                rows = [row for entry in entries for row in entry.get("rows", [])]
+                table.write(rows, table_path)
+            write_table_atomic(timings_table(entries), timings_path(status_path))
+            status = status_table(entries)
+            write_table_atomic(status, status_path)
+    except Interrupted as stop:
+        _record_interruption(stage, status_path, journal, in_flight, stop)
+        raise
+    return status.to_pandas()
+
+
+def _run_items(
+    stage: Stage,
+    items: list[dict[str, Any]],
+    status_path: Path,
+    base: Path,
+    journal: Journal,
+    retry_failed: bool,
+    in_flight: list[str],
+) -> list[dict[str, Any]]:
+    """The shard's loop: reuse what the journal says is done, process the rest."""
     for folder in stage.output_folders():
         if removed := remove_partials(folder):
             log.info("%s: removed %d partial files left by an interrupted run", stage.name, removed)
-    journal = Journal(journal_path(status_path))
     done = journal.load()
     digest = settings_hash(stage.result_settings())
     entries, counts = [], dict.fromkeys(STATUSES, 0)
@@ -209,8 +271,10 @@ def run_shard(
             counts[previous["status"]] += 1
             reused += 1
             continue
+        in_flight[:] = [item["id"]]
         entry = _process_one(stage, item, digest)
         journal.append(entry)
+        in_flight.clear()
         entries.append(entry)
         counts[entry["status"]] += 1
         log.info(
@@ -224,11 +288,61 @@ def run_shard(
     log.info(
         "%s %s: %s; %d reused from an earlier run", stage.name, status_path.stem, counts, reused
     )
-    if table is not None:
-        table.write([row for entry in entries for row in entry.get("rows", [])], table_path)
-    status = status_table(entries)
-    write_table_atomic(status, status_path)
-    return status.to_pandas()
+    return entries
+
+
+class Interrupted(BaseException):
+    """A caught stop signal, raised where the shard was (a BaseException, so no stage's
+    ``except Exception`` takes it for an item's failure)."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+        super().__init__(f"stopped by {self.signal_name}")
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """Turn the stop signals into :class:`Interrupted` for the block (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
+
+    previous = {sig: signal.signal(sig, handler) for sig in CAUGHT_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _record_interruption(
+    stage: Stage, status_path: Path, journal: Journal, in_flight: list[str], stop: Interrupted
+) -> None:
+    """The log line and journal entry a signal leaves: which signal, which item."""
+    item = in_flight[0] if in_flight else None
+    log.error(
+        "%s %s: stopped by %s while processing %s",
+        stage.name,
+        status_path.stem,
+        stop.signal_name,
+        item or "no item (between items)",
+    )
+    if item is not None:
+        journal.append(
+            {"id": item, "status": INTERRUPTED, "reason": str(stop), "outputs": [], "seconds": 0}
+        )
+
+
+def die_of(stop: Interrupted) -> None:
+    """End the process by the signal that stopped it (its exit status says which), after the
+    ``finally`` blocks and the log handlers have run."""
+    logging.shutdown()
+    signal.signal(stop.signum, signal.SIG_DFL)
+    os.kill(os.getpid(), stop.signum)
 
 
 def _process_one(stage: Stage, item: dict[str, Any], digest: str) -> dict[str, Any]:
@@ -243,6 +357,7 @@ def _process_one(stage: Stage, item: dict[str, Any], digest: str) -> dict[str, A
         "status": result.status,
         "reason": result.reason,
         "seconds": round(time.monotonic() - started, 3),
+        "timings": {k: round(float(v), 3) for k, v in result.timings.items()},
         "outputs": result.outputs,
         "settings_hash": digest,
         "fields": result.fields,
@@ -257,7 +372,6 @@ def status_table(entries: list[dict[str, Any]]) -> pa.Table:
             "id": e["id"],
             "status": e["status"],
             "reason": e["reason"],
-            "seconds": float(e["seconds"]),
             "outputs": list(e["outputs"]),
             "settings_hash": e["settings_hash"],
             "fields": json.dumps(e["fields"], sort_keys=True, default=str),
@@ -265,6 +379,23 @@ def status_table(entries: list[dict[str, Any]]) -> pa.Table:
         for e in entries
     ]
     return pa.Table.from_pylist(rows, schema=STATUS_SCHEMA)
+
+
+def timings_table(entries: list[dict[str, Any]]) -> pa.Table:
+    """How long each item took (``seconds``; stage timings as further columns): measured, so
+    not reproducible, and so kept out of the status table."""
+    rows = [
+        {"id": e["id"], "seconds": float(e.get("seconds", 0.0)), **e.get("timings", {})}
+        for e in entries
+    ]
+    frame = pd.DataFrame(rows, columns=None if rows else ["id", "seconds"])
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def read_timings(status_path: str | Path) -> pd.DataFrame:
+    """The timings table of a status table (empty when the shard never finished)."""
+    path = timings_path(Path(status_path))
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=["id", "seconds"])
 
 
 def read_status(path: str | Path) -> pd.DataFrame:

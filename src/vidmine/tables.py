@@ -208,8 +208,7 @@ DOWNLOAD_REPORT = Table("download_report", "a manifest video with its download o
     ("label", TEXT),
     ("status", TEXT),  # ok / failed / pending
     ("reason", TEXT),
-    ("seconds", pa.float64()),
-    ("bytes", pa.int64()),
+    ("bytes", pa.int64()),  # download times: the shards' timings tables (not reproducible)
 ]))  # fmt: skip
 
 # The per-shard row tables by the name the stage registry uses.

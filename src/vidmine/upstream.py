@@ -17,7 +17,7 @@ from vidmine.registry import spec
 from vidmine.runner import ok_items
 from vidmine.tables import CLIPS
 
-STATUS_ONLY = ("status", "reason", "seconds", "outputs", "settings_hash")
+STATUS_ONLY = ("status", "reason", "outputs", "settings_hash")
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:

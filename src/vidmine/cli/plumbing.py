@@ -44,7 +44,9 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 def cmd_run_stage(args: argparse.Namespace) -> int:
     from vidmine.errors import BackendUnavailable
     from vidmine.layout import DatasetLayout
+    from vidmine.locks import LockHeld
     from vidmine.pipeline import parse_settings, run_stage
+    from vidmine.runner import Interrupted, die_of
 
     if args.threads:
         from vidmine.threads import limit_threads
@@ -53,10 +55,19 @@ def cmd_run_stage(args: argparse.Namespace) -> int:
     dataset_dir = Path(args.dataset_dir)
     layout = DatasetLayout(dataset_dir.parent, dataset_dir.name)
     try:
-        run_stage(args.stage, layout, args.shard, parse_settings(args.settings), args.retry_failed)
-    except BackendUnavailable as exc:  # before any item was touched: one line, no traceback
+        run_stage(
+            args.stage,
+            layout,
+            args.shard,
+            parse_settings(args.settings),
+            args.retry_failed,
+            wait_for_lock=not args.exit_if_locked,
+        )
+    except (BackendUnavailable, LockHeld) as exc:  # before any item was touched: one line
         print(f"vidmine: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as stop:  # logged and journalled by the runner
+        die_of(stop)
     return 0
 
 
@@ -197,6 +208,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retry-failed", action="store_true", help="redo items recorded as failed")
     p.add_argument(
         "--threads", type=int, default=None, help="CPUs the job may use (its rule's threads)"
+    )
+    p.add_argument(
+        "--exit-if-locked",
+        action="store_true",
+        help="exit at once (naming the holder) when another process runs this shard; default:"
+        " wait for it, then reuse what it finished",
     )
     p.set_defaults(func=cmd_run_stage)
 

@@ -38,7 +38,7 @@ from PIL import Image
 from vidmine.formats import FormatError
 from vidmine.formats._pickles import one_line
 from vidmine.formats.track_crops import TrackCrops
-from vidmine.io import atomic_path, write_text_atomic
+from vidmine.io import gzip_text_atomic, write_text_atomic
 from vidmine.tracks import (
     N_KEYPOINTS,
     PERSON_CLASS_ID,
@@ -120,7 +120,7 @@ def decode_mask_png(data: bytes, source: Any = "<mask>") -> np.ndarray:
 
 
 def _dump_gz(path: Path, data: Any) -> None:
-    with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="ascii") as fh:
+    with gzip_text_atomic(path, encoding="ascii") as fh:
         json.dump(data, fh)
 
 

@@ -115,10 +115,8 @@ class DetectStage(ShardStage):
             "n_sampled": len(wanted),
             "n_person_detections": tracker.n_person_detections,
             "detector": self.searched_with,
-            "decode_s": round(timing["decode"], 3),
-            "model_s": round(timing["model"], 3),
-            "track_s": round(timing["track"], 3),
         }
+        seconds = {f"{part}_s": value for part, value in timing.items()}  # the timings table
         if n_people == 0:
             # "No people" and "a detector that sees nothing" must be told apart: say how hard
             # the clip was searched, with what, and whether anything was seen at all.
@@ -130,7 +128,9 @@ class DetectStage(ShardStage):
         for summary in summaries:
             summary["shard"] = self.shard
             summary["path"] = str(target.relative_to(self.layout.root))
-        return ItemResult.ok([str(target.relative_to(self.layout.root))], fields, summaries)
+        return ItemResult.ok(
+            [str(target.relative_to(self.layout.root))], fields, summaries, timings=seconds
+        )
 
     def _detect_and_track(
         self, path: Path, wanted: list[int], tracker: ClipTracker, timing: dict[str, float]

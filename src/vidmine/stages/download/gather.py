@@ -16,7 +16,7 @@ from vidmine.tables import DOWNLOAD_REPORT
 log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ["video_id", "shard", "raw_id", "url", "split", "label"]
-STATUS_COLUMNS = ["status", "reason", "seconds", "bytes"]  # ``bytes`` is a field of ok items
+STATUS_COLUMNS = ["status", "reason", "bytes"]  # ``bytes`` is a field of ok items
 
 
 def download_report(

@@ -69,6 +69,16 @@ class _YtdlpLog:
         log.debug("yt-dlp: %s", msg)
 
 
+def kept_info(info: dict[str, Any]) -> dict[str, Any]:
+    """The info.json kept beside the video: what yt-dlp itself writes with its private keys
+    removed (``sanitize_info(remove_private_keys=True)``: the download's temporary paths and
+    the ``requested_*`` lists), without ``epoch`` (the time of the download, the one value that
+    differs between two identical runs) and without cookies or request headers."""
+    info = yt_dlp.YoutubeDL.sanitize_info(dict(info), remove_private_keys=True)
+    info.pop("epoch", None)
+    return _strip_private(info)
+
+
 def _strip_private(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _strip_private(v) for k, v in value.items() if k not in PRIVATE_INFO_KEYS}
@@ -350,7 +360,7 @@ class DownloadStage(ShardStage):
         downscaled_from = self._fit_height(video)
         info_path = self.folder / f"{item['id']}.info.json"
         video_path = self.folder / f"{item['id']}{video.suffix}"
-        write_json_atomic(info_path, _strip_private(info))
+        write_json_atomic(info_path, kept_info(info))
         with atomic_path(video_path) as tmp:
             os.replace(video, tmp)
         root = self.layout.root
