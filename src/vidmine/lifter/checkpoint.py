@@ -15,24 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy._core.multiarray as _np_multiarray
 import torch
 
 from vidmine.formats import FormatError
 from vidmine.lifter.model import TemporalModel
+from vidmine.lifter.random_state_globals import random_state_globals
 from vidmine.weights import refused_pickle_reason
 
 FORMAT_VERSION = 1
-# What a pickled np.random.RandomState state needs (numpy 1.x files name numpy.core).
-_NUMPY_RNG_GLOBALS: list = [
-    np.ndarray,
-    np.dtype,
-    _np_multiarray._reconstruct,
-    (_np_multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
-    np.dtypes.UInt32DType,
-    np.dtypes.Float64DType,
-]
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -68,20 +58,27 @@ def _umask() -> int:
 
 
 def load_checkpoint(path: Path) -> dict:
-    """Load a checkpoint on CPU, refusing arbitrary pickled code.
+    """Load a checkpoint on CPU with torch's weights-only unpickler, refusing pickled code.
 
-    Original VideoPose3D files also hold a numpy RandomState tuple; those numpy types are
-    allow-listed rather than falling back to an unrestricted unpickler.
+    Original VideoPose3D files hold the ``np.random.RandomState`` object run.py shuffled with
+    (``random_state``); the few numpy globals such a pickle names are allow-listed, through
+    checking stand-ins (:mod:`vidmine.lifter.random_state_globals`), never an unrestricted
+    unpickler. Any other global stops the load with a one-line error naming the file.
     """
+    if not Path(path).is_file():
+        raise FormatError(f"{path}: no such checkpoint file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        pass
-    try:
-        with torch.serialization.safe_globals(_NUMPY_RNG_GLOBALS):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(random_state_globals()):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise FormatError(f"{path}: refused: {refused_pickle_reason(exc)}") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:  # cut short, or not torch's
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else "the file is empty or cut short"
+        raise FormatError(f"{path}: not a readable torch checkpoint: {reason}") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model_pos"), dict):
+        raise FormatError(f"{path}: not a VideoPose3D/vidmine checkpoint (no model_pos dict)")
+    return ckpt
 
 
 def strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
