@@ -2,10 +2,20 @@
 
 * run.py's own files (``torch.save`` of a dict holding the ``np.random.RandomState``
   object, written under numpy 1.16 ... 2.x, zip or legacy torch format) open in the
-  restricted loader, generator state included.
+  restricted loader, generator state included;
+* vidmine's files pass run.py's ``--evaluate`` and ``--resume`` reads under current torch,
+  whose plain ``torch.load`` is weights-only: once re-stated here, once by running the
+  original lines of run.py (and its model and generator) from the mirror when it exists.
 """
 
 from __future__ import annotations
+
+import importlib.util
+import pickle
+import subprocess
+import textwrap
+import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +33,14 @@ from runpy_checkpoints import (
 
 from vidmine.formats import FormatError
 from vidmine.lifter.checkpoint import load_checkpoint, load_lifter
+from vidmine.lifter.config import DataConfig, TrainConfig
+from vidmine.lifter.model import TemporalModel
+from vidmine.lifter.train import train
 
+MIRROR = Path("/work/.mirror/facebookresearch+VideoPose3D/repo")
+needs_mirror = pytest.mark.skipif(
+    not MIRROR.is_dir(), reason="the VideoPose3D mirror is not on this machine"
+)
 SMALL_WIDTHS, SMALL_CHANNELS = [3, 3], 16
 
 
@@ -118,3 +135,244 @@ def test_unreadable_files_get_one_line(tmp_path):
             load_checkpoint(path)
         message = str(err.value)
         assert message.startswith(f"{path}: {words}") and "\n" not in message, message
+
+
+# ------------------------------------------------------------------ vidmine files -> run.py
+TINY_DATA = DataConfig(synthetic_frames=40, synthetic_cameras=1)
+TINY_TRAIN = TrainConfig(
+    channels=SMALL_CHANNELS, filter_widths=tuple(SMALL_WIDTHS), epochs=2, batch_size=256,
+    eval_every=0, threads=1,
+)  # fmt: skip
+SEMI_DATA = DataConfig(
+    synthetic_frames=40, synthetic_cameras=1, subjects_train=("S1",),
+    subjects_unlabeled=("S5",), subjects_test=("S9",),
+)  # fmt: skip
+
+
+class Preempted(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def vidmine_files(tmp_path_factory) -> dict[str, Path]:
+    """A final model, a resume file (run killed after epoch 1 of 2) and a semi-supervised
+    final model, as `vidmine lifter train` writes them."""
+    before = torch.get_num_threads()
+    root = tmp_path_factory.mktemp("vidmine_ckpts")
+    train(TINY_TRAIN, TINY_DATA, root / "model.pt")
+
+    def stop(epoch: int, _row: dict) -> None:
+        raise Preempted
+
+    with pytest.raises(Preempted):
+        train(TINY_TRAIN, TINY_DATA, root / "cut.pt", root / "resume.pt", on_epoch_end=stop)
+    semi_cfg = TrainConfig(**{**TINY_TRAIN.to_dict(), "semi_supervised": True, "warmup": 1})
+    train(semi_cfg, SEMI_DATA, root / "semi.pt")
+    torch.set_num_threads(before)
+    return {"final": root / "model.pt", "resume": root / "resume.pt", "semi": root / "semi.pt"}
+
+
+def run_py_reads(path: Path, mode: str, semi_supervised: bool) -> dict:
+    """run.py's checkpoint reads (HEAD 1afb1ca), re-stated; returns what it ends up with.
+
+    run.py L207: ``torch.load(chk_filename, map_location=lambda storage, loc: storage)``, no
+    weights_only argument, so weights-only on torch >= 2.6; L208 prints ``checkpoint['epoch']``;
+    L209-210 ``load_state_dict(checkpoint['model_pos'])`` (strict) into TemporalModel built
+    from the command line (-arc, --channels); L212-219 (evaluate) ``if 'model_traj' in
+    checkpoint: model_traj.load_state_dict(checkpoint['model_traj'])``; L293-305 (resume)
+    ``epoch = checkpoint['epoch']``, ``if 'optimizer' in checkpoint and
+    checkpoint['optimizer'] is not None:`` load it and ``set_random_state(
+    checkpoint['random_state'])`` (common/generators.py: next_pairs calls
+    ``self.random.permutation``), ``lr = checkpoint['lr']`` (then ``lr *= lr_decay`` and
+    ``'%f' % lr``), and when semi-supervised ``checkpoint['model_traj']`` and
+    ``set_random_state(checkpoint['random_state_semi'])``.
+    """
+    checkpoint = torch.load(path, map_location=lambda storage, loc: storage)
+    got = {"epoch": "{}".format(checkpoint["epoch"])}
+    model_pos = TemporalModel(17, 2, 17, SMALL_WIDTHS, channels=SMALL_CHANNELS)
+    model_pos.load_state_dict(checkpoint["model_pos"])
+    assert _shapes(checkpoint["model_pos"]) == _shapes(
+        original_state_dict(SMALL_WIDTHS, channels=SMALL_CHANNELS)
+    )
+    if mode == "evaluate" and "model_traj" in checkpoint:
+        model_traj = TemporalModel(17, 2, 1, SMALL_WIDTHS, channels=SMALL_CHANNELS)
+        model_traj.load_state_dict(checkpoint["model_traj"])
+        got["model_traj"] = model_traj
+    if mode == "resume":
+        got["epoch"] = checkpoint["epoch"]
+        if "optimizer" in checkpoint and checkpoint["optimizer"] is not None:
+            optimizer = torch.optim.Adam(model_pos.parameters(), lr=1e-3, amsgrad=True)
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            checkpoint["random_state"].permutation(8)
+            got["optimizer"] = optimizer
+        got["lr"] = "%f" % (checkpoint["lr"] * 0.95)
+        if semi_supervised:
+            model_traj = TemporalModel(17, 2, 1, SMALL_WIDTHS, channels=SMALL_CHANNELS)
+            model_traj.load_state_dict(checkpoint["model_traj"])
+            checkpoint["random_state_semi"].permutation(8)
+    return got
+
+
+def _shapes(state: dict) -> dict:
+    return {k: tuple(v.shape) for k, v in state.items()}
+
+
+def test_run_py_own_load_refuses_its_own_files_on_current_torch(tmp_path):
+    """Why the allow-list exists, and why vidmine writes no RandomState: run.py's L207
+    ``torch.load`` is weights-only on this torch and stops at the generator object."""
+    ckpt = run_py_checkpoint(original_state_dict(SMALL_WIDTHS, channels=SMALL_CHANNELS))
+    path = save_like_run_py(ckpt, tmp_path / "epoch_80.bin")
+    with pytest.raises(pickle.UnpicklingError, match="__randomstate_ctor"):
+        torch.load(path, map_location=lambda storage, loc: storage)
+
+
+@pytest.mark.parametrize("kind, mode", [
+    ("final", "evaluate"), ("final", "resume"), ("resume", "evaluate"), ("resume", "resume"),
+    ("semi", "evaluate"),
+])  # fmt: skip
+def test_vidmine_files_pass_run_py_reads(vidmine_files, kind, mode):
+    path = vidmine_files[kind]
+    got = run_py_reads(path, mode, semi_supervised=False)
+    ckpt = load_checkpoint(path)
+    assert got["epoch"] in (ckpt["epoch"], str(ckpt["epoch"]))
+    assert ("model_traj" in got) == (kind == "semi" and mode == "evaluate")
+    if mode == "resume":
+        # run.py resumes at the next epoch's learning rate: lr0 * decay ** epochs_done
+        assert ckpt["lr"] == pytest.approx(1e-3 * 0.95 ** ckpt["epoch"])
+        assert "optimizer" not in got  # a fresh Adam: a RandomState could not be in the file
+    assert set(ckpt) >= {"epoch", "lr", "random_state", "optimizer", "model_pos"}
+    if kind == "resume":  # vidmine's own resume still has its Adam state
+        assert ckpt["vidmine_optimizer"]["state"] and ckpt["epoch"] == 1
+
+
+# ------------------------------------------------------------------ the original code itself
+def original_source(path: str) -> str:
+    return subprocess.run(
+        ["git", "--git-dir", str(MIRROR), "show", f"HEAD:{path}"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
+def original_module(path: str, tmp_path: Path) -> types.ModuleType:
+    file = tmp_path / path.replace("/", "_")
+    file.write_text(original_source(path))
+    spec = importlib.util.spec_from_file_location(file.stem, file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_py_lines(source: str, first: str, stop: str | None = None) -> str:
+    """The statement of run.py starting with the line ``first`` (to its dedent, or up to the
+    line ``stop``), dedented so it runs on its own."""
+    lines = source.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.rstrip() == first)
+    indent = len(first) - len(first.lstrip())
+    block = [lines[start]]
+    for line in lines[start + 1 :]:
+        if stop is not None and line.rstrip() == stop:
+            break
+        if stop is None and line.strip() and len(line) - len(line.lstrip()) <= indent:
+            break
+        block.append(line)
+    return textwrap.dedent("\n".join(block))
+
+
+def run_original_loading(path: Path, mode: str, tmp_path: Path, load=None) -> dict:
+    """Execute run.py's own model-building and checkpoint-loading lines on ``path``; ``load``
+    replaces its ``torch.load`` (to feed it what our loader read)."""
+    source = original_source("run.py")
+    model = original_module("common/model.py", tmp_path)
+    generators = original_module("common/generators.py", tmp_path)
+    args = types.SimpleNamespace(
+        architecture=",".join(map(str, SMALL_WIDTHS)), channels=SMALL_CHANNELS, causal=False,
+        dropout=0.25, dense=False, disable_optimizations=False, stride=1,
+        checkpoint=str(path.parent), evaluate=path.name if mode == "evaluate" else "",
+        resume=path.name if mode == "resume" else "",
+    )  # fmt: skip
+    poses_2d = [np.random.default_rng(0).normal(size=(30, 17, 2)).astype("float32")]
+    torch_for_run_py = torch if load is None else types.SimpleNamespace(load=load, cuda=torch.cuda)
+    scope = {
+        "args": args, "np": np, "torch": torch_for_run_py, "os": __import__("os"),
+        "TemporalModel": model.TemporalModel,
+        "TemporalModelOptimized1f": model.TemporalModelOptimized1f,
+        "poses_valid_2d": poses_2d,
+        "dataset": types.SimpleNamespace(
+            skeleton=lambda: types.SimpleNamespace(num_joints=lambda: 17)
+        ),
+        "generators": generators,
+    }  # fmt: skip
+    exec(
+        run_py_lines(
+            source,
+            "filter_widths = [int(x) for x in args.architecture.split(',')]",
+            stop="receptive_field = model_pos.receptive_field()",
+        ),
+        scope,
+    )
+    exec(run_py_lines(source, "if args.resume or args.evaluate:"), scope)
+    if mode == "resume":
+        pad = (scope["model_pos"].receptive_field() - 1) // 2
+        scope["semi_supervised"] = False
+        scope["lr"] = 1e-3
+        # run.py L264 and L287: the optimizer and training generator --resume restores into
+        scope["optimizer"] = torch.optim.Adam(
+            scope["model_pos_train"].parameters(), lr=1e-3, amsgrad=True
+        )
+        scope["train_generator"] = generators.ChunkedGenerator(
+            8, None, [np.zeros((30, 17, 3))], poses_2d, 1, pad=pad, shuffle=True
+        )
+        exec(run_py_lines(source, "    if args.resume:"), scope)
+        scope["first_batch"] = next(scope["train_generator"].next_epoch())  # shuffles
+    return scope
+
+
+@needs_mirror
+@pytest.mark.parametrize("kind", ["final", "resume", "semi"])
+def test_original_run_py_evaluates_vidmine_files(vidmine_files, kind, tmp_path, capsys):
+    scope = run_original_loading(vidmine_files[kind], "evaluate", tmp_path)
+    ckpt = load_checkpoint(vidmine_files[kind])
+    assert f"This model was trained for {ckpt['epoch']} epochs" in capsys.readouterr().out
+    ours = load_lifter(vidmine_files[kind]).model
+    x = torch.from_numpy(scope["poses_valid_2d"][0][None])
+    with torch.no_grad():
+        scope["model_pos"].eval()
+        diff = (scope["model_pos"](x) - ours(x)).abs().max().item()
+    assert diff < 1e-5, diff
+    assert (scope["model_traj"] is not None) == (kind == "semi")
+
+
+@needs_mirror
+@pytest.mark.parametrize("kind", ["final", "resume"])
+def test_original_run_py_resumes_vidmine_files(vidmine_files, kind, tmp_path, capsys):
+    scope = run_original_loading(vidmine_files[kind], "resume", tmp_path)
+    ckpt = load_checkpoint(vidmine_files[kind])
+    assert scope["epoch"] == ckpt["epoch"] and scope["lr"] == ckpt["lr"]
+    assert "The optimizer will be reinitialized" in capsys.readouterr().out
+
+
+@needs_mirror
+def test_original_run_py_resumes_its_own_file_through_our_loader(tmp_path):
+    """Contrast: a run.py file carries the Adam state and the RandomState. run.py's own
+    torch.load on current torch refuses it; fed our loader's result, the very lines of its
+    --resume restore both and its generator shuffles as the writer's would have."""
+    original = original_module("common/model.py", tmp_path)
+    trained = original.TemporalModelOptimized1f(17, 2, 17, SMALL_WIDTHS, channels=SMALL_CHANNELS)
+    optimizer = torch.optim.Adam(trained.parameters(), lr=1e-3, amsgrad=True)
+    trained(torch.randn(4, 9, 17, 2)).square().mean().backward()
+    optimizer.step()
+    written = run_py_checkpoint(trained.state_dict(), epoch=20, optimizer=optimizer.state_dict())
+    path = save_like_run_py(written, tmp_path / "epoch_20.bin", "1.26")
+    with pytest.raises(pickle.UnpicklingError, match="__randomstate_ctor"):
+        run_original_loading(path, "resume", tmp_path)
+
+    scope = run_original_loading(path, "resume", tmp_path, load=lambda f, **_: load_checkpoint(f))
+    assert scope["epoch"] == 20 and scope["lr"] == written["lr"]
+    restored = scope["optimizer"].state_dict()["state"]
+    assert torch.equal(restored[0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
+    pad = (scope["model_pos"].receptive_field() - 1) // 2
+    writer = scope["generators"].ChunkedGenerator(
+        8, None, [np.zeros((30, 17, 3))], scope["poses_valid_2d"], 1, pad=pad, shuffle=True
+    )
+    writer.set_random_state(written["random_state"])
+    np.testing.assert_array_equal(scope["first_batch"][2], next(writer.next_epoch())[2])

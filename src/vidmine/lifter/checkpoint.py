@@ -1,9 +1,10 @@
 """Checkpoints: atomic writes, VideoPose3D-compatible layout, architecture recovery.
 
-vidmine writes the original top-level keys (``epoch``, ``lr``, ``optimizer``,
-``model_pos``, ``model_traj``) so its files open in VideoPose3D, and adds a ``vidmine``
-entry with the architecture, input layout and training history. Published VideoPose3D
-checkpoints lack that entry; their architecture is read back from the weight shapes.
+vidmine writes the top-level keys VideoPose3D's ``run.py`` reads (:func:`run_py_entries`)
+so its files open in ``run.py --evaluate`` and ``--resume``, and adds a ``vidmine`` entry
+with the architecture, input layout and training history (plus its own optimizer state in
+resume files). Published VideoPose3D checkpoints lack that entry; their architecture is
+read back from the weight shapes. docs/formats/videopose3d-checkpoints.md has the details.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from vidmine.lifter.model import TemporalModel
 from vidmine.lifter.random_state_globals import random_state_globals
 from vidmine.weights import refused_pickle_reason
 
-FORMAT_VERSION = 1
+# 2: the optimizer state moved from run.py's key to vidmine_optimizer (see run_py_entries);
+# model_traj is left out when there is no trajectory model.
+FORMAT_VERSION = 2
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -49,6 +52,34 @@ def atomic_save(obj: Any, path: Path) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def run_py_entries(
+    epoch: int, lr: float, model_pos: dict, model_traj: dict | None = None
+) -> dict[str, Any]:
+    """The top-level keys of run.py's checkpoint dict, filled so that run.py accepts them.
+
+    run.py opens checkpoints with a plain ``torch.load(f, map_location=...)``, which on
+    torch >= 2.6 is weights-only: a ``np.random.RandomState`` in the file stops it. So:
+
+    * ``optimizer`` and ``random_state`` are None. ``--resume`` restores the two together,
+      and only when ``optimizer`` is not None (then ``random_state`` must be a RandomState
+      for its batch shuffling); with None it starts a fresh Adam at ``epoch`` and ``lr``,
+      saying so. vidmine's own optimizer state goes under ``vidmine_optimizer``.
+    * ``model_traj`` is present only with a trajectory model: ``--evaluate`` loads
+      ``checkpoint['model_traj']`` whenever the key exists, and would fail on a None.
+    """
+    entries: dict[str, Any] = {
+        "epoch": int(epoch),
+        "lr": float(lr),
+        "random_state": None,
+        "optimizer": None,
+        "model_pos": model_pos,
+        "random_state_semi": None,
+    }
+    if model_traj is not None:
+        entries["model_traj"] = model_traj
+    return entries
 
 
 def _umask() -> int:
