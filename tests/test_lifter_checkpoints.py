@@ -5,14 +5,18 @@
   restricted loader, generator state included;
 * vidmine's files pass run.py's ``--evaluate`` and ``--resume`` reads under current torch,
   whose plain ``torch.load`` is weights-only: once re-stated here, once by running the
-  original lines of run.py (and its model and generator) from the mirror when it exists.
+  original lines of run.py (and its model and generator) from the mirror when it exists;
+* ``vidmine lifter lift`` / ``evaluate`` take a published-architecture file written the way
+  run.py writes it.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import pickle
 import subprocess
+import sys
 import textwrap
 import types
 from pathlib import Path
@@ -32,9 +36,11 @@ from runpy_checkpoints import (
 )
 
 from vidmine.formats import FormatError
+from vidmine.formats.videopose3d import CustomEntry, interpolate_missing, write_custom_2d
 from vidmine.lifter.checkpoint import load_checkpoint, load_lifter
 from vidmine.lifter.config import DataConfig, TrainConfig
 from vidmine.lifter.model import TemporalModel
+from vidmine.lifter.synthetic import synthetic_track
 from vidmine.lifter.train import train
 
 MIRROR = Path("/work/.mirror/facebookresearch+VideoPose3D/repo")
@@ -376,3 +382,71 @@ def test_original_run_py_resumes_its_own_file_through_our_loader(tmp_path):
     )
     writer.set_random_state(written["random_state"])
     np.testing.assert_array_equal(scope["first_batch"][2], next(writer.next_epoch())[2])
+
+
+# ------------------------------------------------------------------ the published architecture
+def run_vidmine(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "vidmine", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+@pytest.mark.slow
+def test_lift_and_evaluate_a_published_architecture_file(tmp_path):
+    """pretrained_h36m_detectron_coco.bin's shape (INFERENCE.md: COCO-17 in, H36M-17 out,
+    -arc 3,3,3,3,3, default 1024 channels; 16,952,371 parameters), written like a 2019
+    run.py (numpy 1.16, legacy torch format) with random weights, through the user's
+    commands; and an h36m-input epoch file as today's run.py writes it (numpy 2, zip)."""
+    widths = [3, 3, 3, 3, 3]
+    coco = save_like_run_py(
+        run_py_checkpoint(original_state_dict(widths)),
+        tmp_path / "pretrained_h36m_detectron_coco.bin",
+        numpy_flavour="1.16",
+        legacy_format=True,
+    )
+    walk, _, _ = synthetic_track("Walk", frames=60, seed=1)
+    squat, _, _ = synthetic_track("Squat", frames=25, seed=2)
+    entries = [
+        CustomEntry("walk.mp4", 1280, 720, interpolate_missing(walk)),
+        CustomEntry("squat.mp4", 640, 480, interpolate_missing(squat)),
+    ]
+    tracks = write_custom_2d(tmp_path / "data_2d_custom_demo.npz", "demo", entries)
+    out = tmp_path / "lifted"
+    done = run_vidmine(
+        "lifter", "lift", "--model", str(coco), "--model-layout", "coco", "--input", str(tracks),
+        "--out-dir", str(out), "--device", "cpu", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    for name, frames in (("walk.mp4", 60), ("squat.mp4", 25)):
+        poses = np.load(out / f"{name}.npz")["poses_3d"]
+        assert poses.shape == (frames, 17, 3) and np.isfinite(poses).all()
+        assert poses[:, 1:].std() > 0  # a real forward pass, not zeros
+
+    epoch = save_like_run_py(
+        run_py_checkpoint(original_state_dict(widths), epoch=60), tmp_path / "epoch_60.bin"
+    )
+    metrics = tmp_path / "metrics.json"
+    done = run_vidmine(
+        "lifter", "evaluate", "--model", str(epoch), "--model-layout", "h36m",
+        "--out-json", str(metrics), "--device", "cpu", "--synthetic-frames", "40", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(metrics.read_text())
+    assert result["data"]["input_layout"] == "h36m"
+    assert all(np.isfinite(v) and v > 0 for v in result["overall"].values())
+
+
+def test_evaluate_refuses_data_in_another_layout_than_the_model(tmp_path):
+    from vidmine.lifter import cli
+
+    state = original_state_dict(SMALL_WIDTHS, channels=SMALL_CHANNELS)
+    model = save_like_run_py(run_py_checkpoint(state), tmp_path / "pretrained_h36m_cpn.bin")
+    argv = ["evaluate", "--model", str(model), "--out-json", str(tmp_path / "m.json")]
+    argv += ["--model-layout", "h36m", "--input-layout", "coco", "--synthetic-frames", "20"]
+    with pytest.raises(FormatError) as err:
+        cli.main(argv)
+    assert str(err.value) == (
+        f"{model}: the model takes h36m 2D, the evaluation data are coco "
+        "(set --model-layout or --input-layout to match)"
+    )
+    assert not (tmp_path / "m.json").exists()
