@@ -251,6 +251,21 @@ def test_vidmine_files_pass_run_py_reads(vidmine_files, kind, mode):
         assert ckpt["vidmine_optimizer"]["state"] and ckpt["epoch"] == 1
 
 
+def test_format_1_resume_files_still_resume(vidmine_files, tmp_path):
+    """Before format 2 the Adam/scaler state sat under run.py's optimizer key and "scaler"."""
+    ckpt = load_checkpoint(vidmine_files["resume"])
+    ckpt["optimizer"] = ckpt.pop("vidmine_optimizer")
+    ckpt["scaler"] = ckpt.pop("vidmine_scaler")
+    ckpt["vidmine"]["format"] = 1
+    old = tmp_path / "resume.pt"
+    torch.save(ckpt, old)
+    seen = []
+    final = train(
+        TINY_TRAIN, TINY_DATA, tmp_path / "model.pt", old, on_epoch_end=lambda e, _: seen.append(e)
+    )
+    assert seen == [2] and final["epoch"] == 2 and len(final["vidmine"]["history"]) == 2
+
+
 # ------------------------------------------------------------------ the original code itself
 def original_source(path: str) -> str:
     return subprocess.run(
