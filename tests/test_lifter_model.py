@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from runpy_checkpoints import original_state_dict, run_py_checkpoint, save_like_run_py
 
 from vidmine.lifter.checkpoint import infer_architecture, load_lifter
 from vidmine.lifter.evaluate import predict
@@ -148,48 +149,16 @@ def test_fused_model_matches_unfused():
         torch.testing.assert_close(fuse_for_inference(model)(x), model(x), rtol=1e-4, atol=1e-4)
 
 
-def _original_state_dict(widths, channels=1024, joints_in=17, feats=2, joints_out=17):
-    """A model_pos state dict written from the original key layout, not from our module."""
-    gen = torch.Generator().manual_seed(1)
-    state = {
-        "expand_conv.weight": torch.randn(channels, joints_in * feats, widths[0], generator=gen)
-    }
-
-    def bn(prefix):
-        state[f"{prefix}.weight"] = torch.rand(channels, generator=gen) + 0.5
-        state[f"{prefix}.bias"] = torch.randn(channels, generator=gen) * 0.1
-        state[f"{prefix}.running_mean"] = torch.randn(channels, generator=gen) * 0.1
-        state[f"{prefix}.running_var"] = torch.rand(channels, generator=gen) + 0.5
-        state[f"{prefix}.num_batches_tracked"] = torch.tensor(1000)
-
-    bn("expand_bn")
-    for i, width in enumerate(widths[1:]):
-        state[f"layers_conv.{2 * i}.weight"] = torch.randn(channels, channels, width, generator=gen)
-        state[f"layers_conv.{2 * i + 1}.weight"] = torch.randn(channels, channels, 1, generator=gen)
-        bn(f"layers_bn.{2 * i}")
-        bn(f"layers_bn.{2 * i + 1}")
-    state["shrink.weight"] = torch.randn(joints_out * 3, channels, 1, generator=gen) * 0.01
-    state["shrink.bias"] = torch.zeros(joints_out * 3)
-    return state
-
-
 def test_original_checkpoint_layout_loads(tmp_path):
     widths = [3, 3, 3, 3, 3]
-    state = _original_state_dict(widths)
+    state = original_state_dict(widths)
     assert sum(v.numel() for k, v in state.items() if "running" not in k and "num_b" not in k) == (
         16_952_371
     )
-    ckpt = {
-        "epoch": 80,
-        "lr": 1e-3 * 0.95**80,
-        "random_state": np.random.RandomState(1234).get_state(),
-        "optimizer": {"state": {}, "param_groups": [{"lr": 1e-5, "params": []}]},
-        "model_pos": state,
-        "model_traj": None,
-        "random_state_semi": None,
-    }
-    path = tmp_path / "pretrained_h36m_detectron_coco.bin"
-    torch.save(ckpt, path)
+    # as run.py writes it: torch.save of its dict, the RandomState object itself included
+    path = save_like_run_py(
+        run_py_checkpoint(state), tmp_path / "pretrained_h36m_detectron_coco.bin", "1.16"
+    )
     lifter = load_lifter(path, input_layout="coco")
     assert infer_architecture(state)["filter_widths"] == widths
     assert lifter.model.receptive_field() == 243
@@ -204,7 +173,7 @@ def test_original_checkpoint_layout_loads(tmp_path):
 
 
 def test_dataparallel_prefix_is_stripped(tmp_path):
-    state = _original_state_dict([3, 3], channels=8)
+    state = original_state_dict([3, 3], channels=8)
     path = tmp_path / "dp.bin"
     torch.save({"model_pos": {f"module.{k}": v for k, v in state.items()}}, path)
     assert load_lifter(path).model.filter_widths == [3, 3]

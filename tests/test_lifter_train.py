@@ -160,5 +160,6 @@ def test_checkpoint_files_are_readable_by_plain_torch_load(tmp_path, dataset):
     cfg = TrainConfig(channels=16, epochs=1, batch_size=512, eval_every=0, threads=1)
     train(cfg, TINY_DATA, tmp_path / "m.pt", dataset=dataset)
     raw = torch.load(Path(tmp_path / "m.pt"), weights_only=True)
-    assert {"epoch", "lr", "model_pos", "model_traj", "vidmine"} <= set(raw)
+    assert {"epoch", "lr", "random_state", "optimizer", "model_pos", "vidmine"} <= set(raw)
+    assert "model_traj" not in raw  # run.py --evaluate loads model_traj whenever it is there
     assert raw["vidmine"]["arch"]["filter_widths"] == [3, 3, 3]

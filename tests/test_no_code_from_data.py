@@ -4,7 +4,9 @@ run a shell command, refuses it in one line naming the file, and the command nev
 The payload is the classic one: an object whose ``__reduce__`` is ``os.system('touch MARKER')``,
 stored where each format keeps Python objects (a 0-d object array in an npz, a pickle, a torch
 checkpoint). Each reader is called as its user meets it: the importer, the lifter's data
-loaders, the lifter checkpoint and the weights loader, and the `vidmine` commands on top.
+loaders, the lifter checkpoint (also one written the way VideoPose3D's run.py writes it: its
+RandomState is allowed, a payload beside it is not) and the weights loader, and the `vidmine`
+commands on top.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from runpy_checkpoints import original_state_dict, run_py_checkpoint, save_like_run_py
 
 from vidmine.formats import FormatError
 from vidmine.formats.kinetics import read_kinetics_pkl
@@ -60,6 +63,14 @@ def evil_torch(path: Path, marker: Path) -> Path:
     return path
 
 
+def evil_run_py(path: Path, marker: Path, numpy_flavour: str) -> Path:
+    """A checkpoint as VideoPose3D's run.py writes it (its RandomState object, whose numpy
+    globals the loader allows) with the payload in the semi-supervised generator's slot."""
+    ckpt = run_py_checkpoint(original_state_dict([3, 3], channels=8))
+    ckpt["random_state_semi"] = Payload(marker)
+    return save_like_run_py(ckpt, path, numpy_flavour)
+
+
 READERS = {
     "custom 2D npz": (lambda p, m: evil_npz(p / "d.npz", m, "positions_2d"), read_custom_2d),
     "Detectron npz": (lambda p, m: evil_npz(p / "c.npz", m, "keypoints"), read_detectron_clip),
@@ -70,6 +81,14 @@ READERS = {
         read_kinetics_pkl,
     ),
     "lifter checkpoint": (lambda p, m: evil_torch(p / "m.bin", m), load_checkpoint),
+    "run.py checkpoint, numpy 1.16": (
+        lambda p, m: evil_run_py(p / "epoch_80.bin", m, "1.16"),
+        load_checkpoint,
+    ),
+    "run.py checkpoint, numpy 2": (
+        lambda p, m: evil_run_py(p / "epoch_60.bin", m, "2.x"),
+        load_checkpoint,
+    ),
     "weights file": (lambda p, m: evil_torch(p / "w.pth", m), load_state_dict),
 }
 

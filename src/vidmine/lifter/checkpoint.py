@@ -1,9 +1,10 @@
 """Checkpoints: atomic writes, VideoPose3D-compatible layout, architecture recovery.
 
-vidmine writes the original top-level keys (``epoch``, ``lr``, ``optimizer``,
-``model_pos``, ``model_traj``) so its files open in VideoPose3D, and adds a ``vidmine``
-entry with the architecture, input layout and training history. Published VideoPose3D
-checkpoints lack that entry; their architecture is read back from the weight shapes.
+vidmine writes the top-level keys VideoPose3D's ``run.py`` reads (:func:`run_py_entries`)
+so its files open in ``run.py --evaluate`` and ``--resume``, and adds a ``vidmine`` entry
+with the architecture, input layout and training history (plus its own optimizer state in
+resume files). Published VideoPose3D checkpoints lack that entry; their architecture is
+read back from the weight shapes. docs/formats/videopose3d-checkpoints.md has the details.
 """
 
 from __future__ import annotations
@@ -15,24 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import numpy._core.multiarray as _np_multiarray
 import torch
 
 from vidmine.formats import FormatError
 from vidmine.lifter.model import TemporalModel
+from vidmine.lifter.random_state_globals import random_state_globals
 from vidmine.weights import refused_pickle_reason
 
-FORMAT_VERSION = 1
-# What a pickled np.random.RandomState state needs (numpy 1.x files name numpy.core).
-_NUMPY_RNG_GLOBALS: list = [
-    np.ndarray,
-    np.dtype,
-    _np_multiarray._reconstruct,
-    (_np_multiarray._reconstruct, "numpy.core.multiarray._reconstruct"),
-    np.dtypes.UInt32DType,
-    np.dtypes.Float64DType,
-]
+# 2: the optimizer state moved from run.py's key to vidmine_optimizer (see run_py_entries);
+# model_traj is left out when there is no trajectory model.
+FORMAT_VERSION = 2
 
 
 def atomic_save(obj: Any, path: Path) -> None:
@@ -61,6 +54,34 @@ def atomic_save(obj: Any, path: Path) -> None:
         os.close(dir_fd)
 
 
+def run_py_entries(
+    epoch: int, lr: float, model_pos: dict, model_traj: dict | None = None
+) -> dict[str, Any]:
+    """The top-level keys of run.py's checkpoint dict, filled so that run.py accepts them.
+
+    run.py opens checkpoints with a plain ``torch.load(f, map_location=...)``, which on
+    torch >= 2.6 is weights-only: a ``np.random.RandomState`` in the file stops it. So:
+
+    * ``optimizer`` and ``random_state`` are None. ``--resume`` restores the two together,
+      and only when ``optimizer`` is not None (then ``random_state`` must be a RandomState
+      for its batch shuffling); with None it starts a fresh Adam at ``epoch`` and ``lr``,
+      saying so. vidmine's own optimizer state goes under ``vidmine_optimizer``.
+    * ``model_traj`` is present only with a trajectory model: ``--evaluate`` loads
+      ``checkpoint['model_traj']`` whenever the key exists, and would fail on a None.
+    """
+    entries: dict[str, Any] = {
+        "epoch": int(epoch),
+        "lr": float(lr),
+        "random_state": None,
+        "optimizer": None,
+        "model_pos": model_pos,
+        "random_state_semi": None,
+    }
+    if model_traj is not None:
+        entries["model_traj"] = model_traj
+    return entries
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -68,20 +89,27 @@ def _umask() -> int:
 
 
 def load_checkpoint(path: Path) -> dict:
-    """Load a checkpoint on CPU, refusing arbitrary pickled code.
+    """Load a checkpoint on CPU with torch's weights-only unpickler, refusing pickled code.
 
-    Original VideoPose3D files also hold a numpy RandomState tuple; those numpy types are
-    allow-listed rather than falling back to an unrestricted unpickler.
+    Original VideoPose3D files hold the ``np.random.RandomState`` object run.py shuffled with
+    (``random_state``); the few numpy globals such a pickle names are allow-listed, through
+    checking stand-ins (:mod:`vidmine.lifter.random_state_globals`), never an unrestricted
+    unpickler. Any other global stops the load with a one-line error naming the file.
     """
+    if not Path(path).is_file():
+        raise FormatError(f"{path}: no such checkpoint file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        pass
-    try:
-        with torch.serialization.safe_globals(_NUMPY_RNG_GLOBALS):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(random_state_globals()):
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise FormatError(f"{path}: refused: {refused_pickle_reason(exc)}") from None
+    except (RuntimeError, EOFError, ValueError, OSError) as exc:  # cut short, or not torch's
+        text = str(exc).strip()
+        reason = text.splitlines()[0] if text else "the file is empty or cut short"
+        raise FormatError(f"{path}: not a readable torch checkpoint: {reason}") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model_pos"), dict):
+        raise FormatError(f"{path}: not a VideoPose3D/vidmine checkpoint (no model_pos dict)")
+    return ckpt
 
 
 def strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -98,6 +98,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from vidmine.formats import FormatError
     from vidmine.lifter.checkpoint import load_lifter
     from vidmine.lifter.config import load_dataset
     from vidmine.lifter.evaluate import evaluate, plot_metrics, write_metrics
@@ -105,9 +106,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     configure_logging()
     lifter = load_lifter(Path(args.model), input_layout=args.model_layout)
-    stored = lifter.meta.get("fingerprint", {}).get("data", {})
+    # An original checkpoint stores no data settings: synthetic 2D in the model's layout.
+    stored = lifter.meta.get("fingerprint", {}).get("data", {"input_layout": lifter.input_layout})
     data_cfg = DataConfig.from_dict({**stored, **_pick(args, DataConfig)})
     dataset = load_dataset(data_cfg)
+    if dataset.input_layout.name != lifter.input_layout:
+        raise FormatError(
+            f"{args.model}: the model takes {lifter.input_layout} 2D, the evaluation data are "
+            f"{dataset.input_layout.name} (set --model-layout or --input-layout to match)"
+        )
     device = select_device(args.device)
     metrics = evaluate(
         lifter.model.to(device),

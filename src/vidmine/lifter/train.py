@@ -29,7 +29,12 @@ import torch
 from tqdm import tqdm
 
 from vidmine.lifter.camera import project_to_2d, project_to_2d_linear
-from vidmine.lifter.checkpoint import FORMAT_VERSION, atomic_save, load_checkpoint
+from vidmine.lifter.checkpoint import (
+    FORMAT_VERSION,
+    atomic_save,
+    load_checkpoint,
+    run_py_entries,
+)
 from vidmine.lifter.config import DataConfig, TrainConfig
 from vidmine.lifter.data import PoseDataset
 from vidmine.lifter.evaluate import evaluate
@@ -188,17 +193,16 @@ class Trainer:
 
     def _state(self, epochs_done: int, with_optimizer: bool) -> dict:
         traj = self.nets.traj_train
-        state = {
-            "epoch": epochs_done,
-            "lr": self.optimizer.param_groups[0]["lr"],
-            "model_pos": self.nets.pos_train.state_dict(),
-            "model_traj": traj.state_dict() if traj is not None else None,
-            "random_state": None,
-            "vidmine": self._meta(),
-        }
+        state = run_py_entries(
+            epochs_done,
+            self.cfg.lr * self.cfg.lr_decay**epochs_done,  # run.py's: the next epoch's rate
+            self.nets.pos_train.state_dict(),
+            traj.state_dict() if traj is not None else None,
+        )
+        state["vidmine"] = self._meta()
         if with_optimizer:
-            state["optimizer"] = self.optimizer.state_dict()
-            state["scaler"] = self.scaler.state_dict()
+            state["vidmine_optimizer"] = self.optimizer.state_dict()
+            state["vidmine_scaler"] = self.scaler.state_dict()
         return state
 
     def try_resume(self) -> int:
@@ -207,14 +211,15 @@ class Trainer:
         if path is None or not Path(path).exists():
             return 0
         ckpt = load_checkpoint(path)
-        if ckpt["vidmine"]["fingerprint"] != fingerprint(self.cfg, self.data_cfg):
+        if ckpt.get("vidmine", {}).get("fingerprint") != fingerprint(self.cfg, self.data_cfg):
             log.warning("ignoring resume file %s: it was written with other settings", path)
             return 0
         self.nets.pos_train.load_state_dict(ckpt["model_pos"])
         if self.nets.traj_train is not None:
             self.nets.traj_train.load_state_dict(ckpt["model_traj"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scaler.load_state_dict(ckpt["scaler"])
+        prefix = "vidmine_" if "vidmine_optimizer" in ckpt else ""  # format 1 used run.py's key
+        self.optimizer.load_state_dict(ckpt[f"{prefix}optimizer"])
+        self.scaler.load_state_dict(ckpt[f"{prefix}scaler"])
         self.history = list(ckpt["vidmine"]["history"])
         self.start_epoch = int(ckpt["epoch"])
         log.info("resumed from %s after epoch %d/%d", path, self.start_epoch, self.cfg.epochs)
