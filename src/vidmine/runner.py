@@ -18,7 +18,7 @@ rerun started while a killed Snakemake's job still runs) waits for the first and
 what it finished, instead of writing the same files beside it.
 
 Reproducible. The status table holds no timing: the seconds each item took (and a stage's own
-timings, ``ItemResult.timings``) go to ``{shard}.timings.parquet`` beside it, the one status
+timings, ``ItemResult.timings``) go to ``timings/{shard}.parquet`` beside it, the one status
 file that differs between two identical runs.
 
 Killed jobs say so. A shard ended by SIGTERM, SIGINT, SIGHUP, SIGUSR1 or SIGUSR2 (SLURM's
@@ -195,7 +195,9 @@ def journal_path(status_path: Path) -> Path:
 
 
 def timings_path(status_path: Path) -> Path:
-    return Path(status_path).with_suffix(".timings.parquet")
+    """``status/{stage}/timings/{shard}.parquet``: beside the status tables, out of their glob."""
+    status_path = Path(status_path)
+    return status_path.parent / "timings" / status_path.name
 
 
 def _is_reusable(entry: dict[str, Any], digest: str, base: Path, retry_failed: bool) -> bool:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vidmine.lifter.config import DataConfig, TrainConfig, section_settings
+from vidmine.locks import hold, lock_path_for
 
 _FLAG_NAMES = {"source": ("--data", "--source")}
 _CHOICES = {
@@ -91,7 +92,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     resume = None if args.no_resume else Path(args.resume or out.with_suffix(".resume.pt"))
     train_cfg = TrainConfig.from_dict(_pick(args, TrainConfig))
     data_cfg = DataConfig.from_dict(_pick(args, DataConfig))
-    final = train(train_cfg, data_cfg, out, resume)
+    with hold(lock_path_for(out)):  # one trainer per model file (docs/cluster.md)
+        final = train(train_cfg, data_cfg, out, resume)
     last = final["vidmine"]["history"][-1] if final["vidmine"]["history"] else {}
     print(json.dumps({"model": str(out), "last_epoch": last}, indent=2))
     return 0
@@ -137,15 +139,16 @@ def _cmd_lift(args: argparse.Namespace) -> int:
     from vidmine.lifter.train import configure_logging, select_device
 
     configure_logging()
-    written = lift_custom_file(
-        Path(args.model),
-        Path(args.input),
-        Path(args.out_dir),
-        render=args.render,
-        fps=args.fps,
-        input_layout=args.model_layout,
-        device=str(select_device(args.device)),
-    )
+    with hold(lock_path_for(Path(args.out_dir))):  # one writer per output folder
+        written = lift_custom_file(
+            Path(args.model),
+            Path(args.input),
+            Path(args.out_dir),
+            render=args.render,
+            fps=args.fps,
+            input_layout=args.model_layout,
+            device=str(select_device(args.device)),
+        )
     if args.report_gif:
         from vidmine.lifter.render import copy_or_placeholder_gif
 

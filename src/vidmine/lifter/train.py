@@ -188,7 +188,7 @@ class Trainer:
             "input_layout": self.dataset.input_layout.name,
             "fingerprint": fingerprint(self.cfg, self.data_cfg),
             "precision": self.precision,
-            "history": self.history,
+            "history": [_without_timings(row) for row in self.history],
         }
 
     def _state(self, epochs_done: int, with_optimizer: bool) -> dict:
@@ -365,6 +365,15 @@ class Trainer:
             Path(self.resume_path).unlink(missing_ok=True)
         log.info("wrote %s", self.out)
         return final
+
+
+# Measured per epoch and logged, but kept out of the files: they differ between two identical
+# runs, and the model file is meant to be byte-identical.
+TIMING_KEYS = frozenset({"seconds", "frames_per_s"})
+
+
+def _without_timings(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k not in TIMING_KEYS}
 
 
 def _fmt(row: dict) -> str:
