@@ -281,9 +281,11 @@ def test_shard_job_killed_mid_shard_resumes_without_redoing_videos(
     assert sorted(e["id"] for e in after) == sorted(shard_items(run.workdir)), "a video was redone"
     assert after[0] == first[0]
     assert file_identity(run.workdir, first[0]["outputs"]) == before
-    status = pd.read_parquet(run.workdir / "results/demo/status/scenecut" / f"{SHARD}.parquet")
-    reused = status.set_index("id").loc[first[0]["id"], "seconds"]
-    assert reused == first[0]["seconds"]
+    timings = pd.read_parquet(
+        run.workdir / "results/demo/status/scenecut/timings" / f"{SHARD}.parquet"
+    )
+    reused = timings.set_index("id").loc[first[0]["id"], "seconds"]
+    assert reused == first[0]["seconds"]  # the journal's entry, not a second measurement
     h.assert_same_dataset(run.workdir, local_demo)
 
 

@@ -7,7 +7,19 @@ package agree. Everything a stage writes per item is stored relative to the data
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fnmatch import fnmatch
 from pathlib import Path
+
+# The files of a dataset folder that differ between two runs of the same config and inputs:
+# what was measured (logs, the journals' and timings tables' seconds) and who held a lock.
+# Every other file is byte-identical between two clean runs on one machine (README,
+# "Reproducible files"; tests/test_workflow.py compares two runs).
+NOT_REPRODUCIBLE = ("logs/*", "status/*/*.journal.jsonl", "status/*/timings/*", "*.lock")
+
+
+def is_reproducible(relative: str | Path) -> bool:
+    """Whether a file (its path inside the dataset folder) is in the reproducible set."""
+    return not any(fnmatch(str(relative), pattern) for pattern in NOT_REPRODUCIBLE)
 
 
 @dataclass(frozen=True)
