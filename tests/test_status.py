@@ -36,6 +36,14 @@ def test_counts_finished_and_running_shards(results):
     assert probe.pending == 3  # 2 passed on + 1 still pending upstream
     text = format_summary("d", summarise(layout), 2)
     assert "2 x failed: HTTP Error 404" in text
+    # a shard a signal stopped: its item in flight is still pending, and the status says why
+    Journal(journal_path(layout.status("download", "s00001"))).append(
+        entry("v4", "interrupted", "stopped by SIGTERM")
+    )
+    download, *_ = summarise(layout)
+    assert (download.counts["ok"], download.counts["failed"], download.pending) == (2, 2, 1)
+    text = format_summary("d", summarise(layout), 2)
+    assert "1 x interrupted: stopped by SIGTERM at v4" in text
 
 
 def test_status_shows_dropped_reasons_in_full_and_rejected_source_rows(results):

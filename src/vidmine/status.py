@@ -16,7 +16,7 @@ from vidmine.ids import video_of_clip
 from vidmine.layout import DatasetLayout
 from vidmine.manifest import REJECTED_SCHEMA, read_manifest, rejected_path
 from vidmine.registry import BY_NAME, CLIP, STAGES, VIDEO, StageSpec
-from vidmine.runner import DROPPED, FAILED, OK, Journal, journal_path
+from vidmine.runner import DROPPED, FAILED, INTERRUPTED, OK, Journal, journal_path
 
 
 @dataclass
@@ -80,6 +80,9 @@ def summarise(layout: DatasetLayout) -> list[StageSummary]:
             entry.name, expected=expected, shards_done=done, shards_running=running
         )
         for item in entries:
+            if item["status"] == INTERRUPTED:  # a signal stopped the shard here: still pending
+                summary.reasons[(INTERRUPTED, f"{item['reason']} at {item['id']}")] += 1
+                continue
             summary.counts[item["status"]] += 1
             if item["status"] in (FAILED, DROPPED):
                 summary.reasons[(item["status"], item["reason"])] += 1
