@@ -184,3 +184,21 @@ def test_weights_errors_name_the_file(tmp_path, monkeypatch):
         load_encoder_state(str(FIXTURE / "model.ckpt"), None, "x")
     with pytest.raises(WeightsError, match="not a resnet_v2_50 encoder state dict"):
         HmrEncoder({"conv1.weight": torch.zeros(1)}, device="cpu")
+
+
+def test_fetch_weights_lists_the_archive_only_when_phis_are_asked_for():
+    from vidmine.config import validate_config
+    from vidmine.prefetch import weight_sources
+
+    def sources(hmmr):
+        config = {"datasets": {"d": {"source": {"type": "demo"}, "hmmr": hmmr}}}
+        return weight_sources(validate_config(config)["datasets"]["d"])
+
+    assert sources({}) == []  # the default (and the demo): no phis, no weights, offline
+    (archive,) = sources({"precomputed_phi": True})
+    assert archive.source == "http://angjookanazawa.com/cachedir/hmmr/hmmr_models.tar.gz"
+    assert archive.sha256 is None  # not published; hmmr.phis.sha256 sets one
+    (pinned,) = sources({"precomputed_phi": True, "phis": {"sha256": "abc123"}})
+    assert pinned.sha256 == "abc123"
+    prefix = str(FIXTURE / "model.ckpt")
+    assert sources({"precomputed_phi": True, "phis": {"weights": prefix}}) == []

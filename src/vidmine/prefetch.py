@@ -1,9 +1,10 @@
 """Fill the weights cache ahead of submission: ``vidmine fetch-weights``.
 
 Compute nodes are often offline. Every stage folder whose backends load weights lists them in
-``stages/<stage>/weights.py`` (``weight_sources(settings)``, no model built); this module asks
-each stage of each dataset, and resolves every file through ``vidmine.weights`` (the same
-cache, the same checksums as the jobs), so the jobs later find them without the network.
+``stages/<stage>/weights.py`` (``weight_sources(settings)``, no model built), the exports in
+``exports/weights.py``; this module asks each stage and export of each dataset, and resolves
+every file through ``vidmine.weights`` (the same cache, the same checksums as the jobs), so the
+jobs later find them without the network.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ def weight_sources(dataset_settings: dict[str, Any]) -> list[WeightSource]:
             continue
         listed = importlib.import_module(module).weight_sources(dataset_settings.get(spec.name, {}))
         sources += [s for s in listed if s not in sources]
+    from vidmine.exports.weights import weight_sources as export_sources
+
+    sources += [s for s in export_sources(dataset_settings) if s not in sources]
     return sources
 
 
