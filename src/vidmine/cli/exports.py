@@ -154,9 +154,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         cmd_export_detectron,
         "the folder",
     )
-    p = add(
-        "hmmr", "HMMR tfrecords (train/ per shard, test/ per track)", cmd_export_hmmr, "folder"
-    )
+    p = add("hmmr", "HMMR tfrecords (train/ per shard, test/ per track)", cmd_export_hmmr, "folder")
     p.add_argument(
         "--settings",
         default="",
