@@ -12,6 +12,7 @@ import argparse
 import gzip
 import importlib.metadata
 import json
+import logging
 import math
 import os
 import pickle
@@ -21,6 +22,8 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from hmmr_training_input import read_like_hmmr_training
+from tfrecord.reader import tfrecord_iterator
 
 from vidmine.cli.exports import register
 from vidmine.exports.common import (
@@ -64,6 +67,7 @@ from vidmine.tracks import (
     read_tracks,
     write_tracks,
 )
+from vidmine.weights import WeightsError
 
 W, H, FPS = 176, 144, 25.0  # the carphone clip's size; FPS is the clip table's (for times)
 CLIP_START = {"vidA-c000": 2.0, "vidB-c000": 0.0, "vidC-c000": 0.0, "vidD-c000": 4.0}
@@ -323,27 +327,34 @@ def _clip_frames(path, n):
     return frames
 
 
+def _track_rows(dataset, clip_id, track_id):
+    rows = read_tracks(dataset / f"tracks/{SHARD[clip_id[:4]]}/{clip_id}.parquet")
+    return rows[rows.track_id == track_id].sort_values("frame")
+
+
 def test_hmmr_routes_splits_and_crops_the_released_clip(dataset, tmp_path):
     out = tmp_path / "hmmr"
-    summary = export_hmmr(dataset, out)
-    train = out / "train" / hmmr_train_file_name(0)
+    summary = export_hmmr(dataset, out, {"min_track_frames": 1})  # default: no phis, 300 crops
+    train = out / "train" / hmmr_train_file_name(0, model_name=None)
     test = out / "test" / hmmr_test_file_name("toy", "vidB-c000-t001")
+    assert train.name == "insta_variety_00_copy00.tfrecord"  # HMMR's name without phis
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.tfrecord")) == sorted(
         [train.relative_to(out).as_posix(), test.relative_to(out).as_posix()]
     )
     assert summary["train_tracks"] == 2 and summary["test_tracks"] == 1
+    assert summary["phi_frames"] == 0 and summary["skipped_short"] == 0
     a1, a2 = read_hmmr_tfrecord(train)
     assert int(a1["meta/N"][0]) == 10 and int(a2["meta/N"][0]) == 5
-    assert "meta/time_pts" not in a1 and a1["image/filenames"][0] == b"vidA-c000/000000.jpg"
+    assert "meta/time_pts" not in a1 and "image/phis" not in a1
+    assert a1["image/filenames"][0] == b"vidA-c000/000000.jpg"
     jpg = cv2.imdecode(np.frombuffer(a1["image/encoded"][0], np.uint8), cv2.IMREAD_COLOR)
-    assert jpg.shape == (224, 224, 3)
+    assert jpg.shape == (300, 300, 3)
     # the same example as one call on the released clip's frames: the pixels are the clip's
-    rows = read_tracks(dataset / "tracks/s00000/vidA-c000.parquet")
-    rows = rows[rows.track_id == 1].sort_values("frame")
+    rows = _track_rows(dataset, "vidA-c000", 1)
     frames = _clip_frames(dataset / "clips/s00000/vidA-c000.mp4", 10)
     names = [f"vidA-c000/{f:06d}.jpg" for f in range(10)]
     expected = track_to_hmmr_example(
-        frames, keypoint_array(rows), boxes_array(rows), mode="train", filenames=names
+        frames, keypoint_array(rows), boxes_array(rows), precomputed_phi=False, filenames=names
     )
     assert set(a1) == set(expected)
     for key, value in expected.items():
@@ -354,6 +365,7 @@ def test_hmmr_routes_splits_and_crops_the_released_clip(dataset, tmp_path):
     (b1,) = read_hmmr_tfrecord(test)
     assert int(b1["meta/N"][0]) == 6 and b1["meta/time_pts"].tolist() == [0, 6]
     assert len(b1["image/scale_factors"]) == 6  # test layout: one scale per frame
+    assert b1["image/heightwidths"].tolist()[:2] == [224, 224]
     assert [hmmr_split(v) for v in (None, float("nan"), "val", "TEST", "train", "")] == [
         "train",
         "train",
@@ -362,6 +374,94 @@ def test_hmmr_routes_splits_and_crops_the_released_clip(dataset, tmp_path):
         "train",
         "train",
     ]
+
+
+def _records(path):
+    """The serialized examples of a tfrecord file, as HMMR's TFRecordReader hands them out."""
+    return [bytes(record) for record in tfrecord_iterator(str(path))]
+
+
+def test_hmmr_raw_mode_reads_as_hmmrs_precomputed_phi_false_pipeline(dataset, tmp_path):
+    export_hmmr(dataset, tmp_path / "hmmr", {"precomputed_phi": False, "min_track_frames": 1})
+    train = tmp_path / "hmmr/train" / hmmr_train_file_name(0, model_name=None)
+    for data, n in zip(_records(train), (10, 5), strict=True):
+        read = read_like_hmmr_training(data, precomputed_phi=False, T=n)
+        assert read["image_sizes"].tolist() == [[300, 300]] * n
+        visible = read["labels"][:, :, 2] > 0
+        assert visible.sum() > 10 * n  # the person's joints, not all zeros
+        # after HMMR's own augmentor the labels spread over the person inside [-1, 1]: pixel
+        # labels in the 300 crop (a [-1, 1] label would land in one spot by the corner)
+        xy = read["labels"][visible][:, :2]
+        assert np.abs(xy).max() <= 1 and np.ptp(xy, axis=0).min() > 0.3
+    (a1, _) = read_hmmr_tfrecord(train)
+    px = a1["image/xys"].reshape(10, 2, 14)
+    vis = a1["image/visibilities"].reshape(10, 14) > 0
+    assert np.all(px[:, 0][vis] > 40) and np.all(px[:, 0][vis] < 260)  # within the 300 crop
+    assert a1["image/centers"].tolist() == [150, 150] * 10
+
+
+def test_hmmr_phi_mode_stores_the_encoders_features(dataset, tmp_path):
+    torch = pytest.importorskip("torch")
+    from vidmine.exports.hmr_encoder import HmrEncoder
+
+    torch.manual_seed(0)
+    encoder = HmrEncoder(None, device="cpu", batch_size=4)  # random weights, resnet_v2_50
+    settings = {"precomputed_phi": True, "min_track_frames": 1, "phis": {"batch_size": 4}}
+    summary = export_hmmr(dataset, tmp_path / "hmmr", settings, encoder=encoder)
+    train = tmp_path / "hmmr/train" / hmmr_train_file_name(0)
+    assert train.name == "insta_variety_00_copy00_hmr_noS5.ckpt-642561.tfrecord"
+    assert summary["phi_frames"] == 15 and summary["train_tracks"] == 2
+    a1, a2 = read_hmmr_tfrecord(train)
+    for record, n in ((a1, 10), (a2, 5)):
+        phis = record["image/phis"].reshape(n, 2048)
+        assert np.all(np.abs(phis).sum(axis=1) > 0)  # no all-zero frame
+        assert len({p.tobytes() for p in phis}) == n  # each crop its own features
+    # the record's phis are the encoder's output on the crops the record's images come from
+    rows = _track_rows(dataset, "vidA-c000", 1)
+    frames = _clip_frames(dataset / "clips/s00000/vidA-c000.mp4", 10)
+    expected = track_to_hmmr_example(
+        frames,
+        keypoint_array(rows),
+        boxes_array(rows),
+        phis=encoder,
+        filenames=[f"vidA-c000/{f:06d}.jpg" for f in range(10)],
+    )
+    assert set(a1) == set(expected)
+    np.testing.assert_allclose(a1["image/phis"], expected["image/phis"], rtol=1e-4, atol=1e-5)
+    assert a1["image/encoded"] == expected["image/encoded"]
+    for data, n in zip(_records(train), (10, 5), strict=True):
+        read = read_like_hmmr_training(data, precomputed_phi=True, T=n)
+        assert read["phis"].shape == (n, 2048) and np.all(read["phis"].any(axis=1))
+        assert read["images"].shape == (n, 224, 224, 3)
+        assert np.abs(read["labels"][:, :, :2]).max() <= 1
+    (b1,) = read_hmmr_tfrecord(
+        tmp_path / "hmmr/test" / hmmr_test_file_name("toy", "vidB-c000-t001")
+    )
+    assert "image/phis" not in b1  # HMMR's test records hold none (its evaluation encodes)
+
+
+def test_hmmr_leaves_out_tracks_shorter_than_hmmrs_minimum(dataset, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="vidmine.exports.hmmr")
+    summary = export_hmmr(dataset, tmp_path / "default")  # 40 frames: every toy track is short
+    assert summary["skipped_short"] == 3 and summary["train_tracks"] == summary["test_tracks"] == 0
+    assert not list((tmp_path / "default").rglob("*.tfrecord"))
+    assert "vidA-c000-t002: 5 frames, fewer than 40 (HMMR's MIN_NUM_FRAMES" in caplog.text
+    summary = export_hmmr(dataset, tmp_path / "six", {"min_track_frames": 6})
+    assert summary["skipped_short"] == 1 and summary["train_tracks"] == 1
+    assert summary["test_tracks"] == 1 and summary["frames"] == 16
+    (a1,) = read_hmmr_tfrecord(tmp_path / "six/train" / hmmr_train_file_name(0, model_name=None))
+    assert int(a1["meta/N"][0]) == 10
+    with pytest.raises(FormatError, match="min_track_frames: 0 is less than the minimum"):
+        export_hmmr(dataset, tmp_path / "bad", {"min_track_frames": 0})
+
+
+def test_hmmr_phi_mode_without_weights_fails_before_writing(dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDMINE_CACHE", str(tmp_path / "cache"))
+    missing = tmp_path / "hmmr_models.tar.gz"
+    settings = {"precomputed_phi": True, "phis": {"weights": str(missing)}}
+    with pytest.raises(WeightsError, match=f"{missing}: weights file not found"):
+        export_hmmr(dataset, tmp_path / "hmmr", settings)
+    assert not (tmp_path / "hmmr").exists()
 
 
 def test_vpd_pose_video_and_crop_folders_per_track(dataset, tmp_path):
@@ -674,3 +774,18 @@ def test_cli_exports_and_imports(dataset, tmp_path, capsys):
     )
     captured = capsys.readouterr()
     assert rc == 2 and captured.err.startswith(f"vidmine: refused {junk}")
+
+
+def test_cli_hmmr_takes_the_config_section_and_fails_in_one_line(dataset, tmp_path, capsys):
+    out = str(tmp_path / "hmmr")
+    base = ["export", "hmmr", "--dataset-dir", str(dataset), "--out", out]
+    assert _cli([*base, "--settings", json.dumps({"min_track_frames": 6})]) == 0
+    printed = capsys.readouterr().out
+    assert "train_tracks 1" in printed and "skipped_short 1" in printed
+    assert _cli([*base, "--settings", "{nope"]) == 2
+    assert capsys.readouterr().err.startswith("vidmine: --settings: not JSON")
+    missing = tmp_path / "none.tar.gz"
+    phi = {"precomputed_phi": True, "phis": {"weights": str(missing)}}
+    assert _cli([*base, "--settings", json.dumps(phi)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"vidmine: {missing}: weights file not found\n"

@@ -1,4 +1,6 @@
-"""HMMR / InstaVariety tfrecords (FORMATS.md 4.4), written without TensorFlow."""
+"""HMMR / InstaVariety tfrecords (FORMATS.md 4.4, docs/formats/hmmr.md), written without
+TensorFlow, in HMMR's three layouts: train with precomputed phis (224 crops, [-1, 1] labels,
+image/phis), train without (300 crops, pixel labels) and test."""
 
 from __future__ import annotations
 
@@ -7,12 +9,14 @@ import struct
 import cv2
 import numpy as np
 import pytest
+from hmmr_training_input import HmmrWouldFail, read_like_hmmr_training
 
 from vidmine.formats import FormatError
 from vidmine.formats.hmmr import (
     coco_to_hmmr,
     hmmr_labels,
     read_hmmr_tfrecord,
+    serialize_example,
     track_to_hmmr_example,
     write_hmmr_tfrecord,
 )
@@ -61,6 +65,13 @@ HMMR_INDEX_OF_COCO = {
     "right_ankle": 24,
 }
 UNMAPPED = [0, 5, 12, 13, 19, 20, 21, 22]  # heels, neck, head, toes
+NOSE = 14
+
+
+def _phis(n: int, seed: int = 0) -> np.ndarray:
+    """Stand-in features for the format tests (the encoder's own are tested in
+    test_hmr_encoder.py and test_export.py)."""
+    return np.random.default_rng(seed).uniform(0.1, 1.0, (n, 2048)).astype(np.float32)
 
 
 def _track(n: int = 3, h: int = 200, w: int = 300):
@@ -104,12 +115,21 @@ def test_coco_to_hmmr_maps_joints_by_name():
     assert vis[17] == 0 and vis[18] == 0 and vis[14] == 1  # low score, NaN, visible
 
 
-@pytest.mark.parametrize(("mode", "expected"), [("train", TRAIN_WITH_PHI), ("test", TEST)])
-def test_example_keys_types_and_lengths(tmp_path, mode, expected):
+@pytest.mark.parametrize(
+    ("mode", "precomputed_phi", "expected", "side"),
+    [
+        ("train", True, TRAIN_WITH_PHI, 224),
+        ("train", False, COMMON, 300),
+        ("test", True, TEST, 224),
+    ],
+)
+def test_example_keys_types_and_lengths(tmp_path, mode, precomputed_phi, expected, side):
     frames, kps, boxes = _track()
     n = len(frames)
-    phis = np.ones((n, 2048), np.float32) if mode == "train" else None
-    example = track_to_hmmr_example(frames, kps, boxes, mode=mode, phis=phis)
+    phis = _phis(n) if mode == "train" and precomputed_phi else None
+    example = track_to_hmmr_example(
+        frames, kps, boxes, mode=mode, precomputed_phi=precomputed_phi, phis=phis
+    )
     path = tmp_path / "t.tfrecord"
     assert write_hmmr_tfrecord(path, [example]) == 1
     (back,) = read_hmmr_tfrecord(path)
@@ -127,47 +147,140 @@ def test_example_keys_types_and_lengths(tmp_path, mode, expected):
     assert lengths["mosh/poses"] == n * 72 and np.all(back["mosh/poses"] == -1)
     assert lengths["mosh/gt3ds"] == n * 14 * 3 and np.all(back["mosh/gt3ds"] == 0)
     assert lengths["image/cams"] == n * 3
-    assert back["image/heightwidths"].tolist() == [224, 224] * n
+    assert back["image/heightwidths"].tolist() == [side, side] * n
     assert lengths["image/xys"] == n * 2 * 14 and lengths["image/visibilities"] == n * 14
     assert lengths["image/face_pts"] == n * 3 * 5 and lengths["image/toe_pts"] == n * 3 * 6
     assert lengths["image/centers"] == n * 2 and lengths["image/crop_pts"] == n * 2
     assert lengths["image/encoded"] == n and lengths["image/filenames"] == n
     assert int(back["meta/has_3d"][0]) == 0 and int(back["meta/has_3d_joints"][0]) == 0
     if mode == "train":
-        assert lengths["image/scale_factors"] == 2 * n and lengths["image/phis"] == n * 2048
+        assert lengths["image/scale_factors"] == 2 * n
+        if precomputed_phi:
+            assert lengths["image/phis"] == n * 2048
+            np.testing.assert_array_equal(back["image/phis"], phis.reshape(-1))
     else:
         assert lengths["image/scale_factors"] == n
         assert back["meta/time_pts"].tolist() == [0, n]
     img = cv2.imdecode(np.frombuffer(back["image/encoded"][0], np.uint8), cv2.IMREAD_COLOR)
-    assert img.shape == (224, 224, 3)
+    assert img.shape == (side, side, 3)
 
 
-def test_labels_match_the_crop_and_train_labels_are_normalised():
+def _dot(jpeg: bytes) -> np.ndarray:
+    """(x, y) of the white dot drawn at the nose, in the decoded crop."""
+    img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    ys, xs = np.nonzero(img[:, :, 1] > 128)
+    return np.array([xs.mean(), ys.mean()])
+
+
+def test_labels_match_the_crop_in_each_layout():
     frames, kps, boxes = _track()
     test = track_to_hmmr_example(frames, kps, boxes, mode="test")
-    train = track_to_hmmr_example(frames, kps, boxes, mode="train")
-    px, norm = hmmr_labels(test), hmmr_labels(train)
-    assert px.shape == norm.shape == (3, 25, 3)
+    raw = track_to_hmmr_example(frames, kps, boxes, precomputed_phi=False)
+    phi = track_to_hmmr_example(frames, kps, boxes, phis=_phis(3))
+    px, px300, norm = hmmr_labels(test), hmmr_labels(raw), hmmr_labels(phi)
+    assert px.shape == px300.shape == norm.shape == (3, 25, 3)
     for t in range(3):
-        img = cv2.imdecode(np.frombuffer(test["image/encoded"][t], np.uint8), cv2.IMREAD_COLOR)
-        ys, xs = np.nonzero(img[:, :, 1] > 128)
-        # the white dot drawn at the nose is where the nose label is (HMMR nose = 14)
-        assert abs(xs.mean() - px[t, 14, 0]) < 1.5 and abs(ys.mean() - px[t, 14, 1]) < 1.5
+        # the white dot drawn at the nose is where the nose label is, in pixels of its crop
+        np.testing.assert_allclose(_dot(test["image/encoded"][t]), px[t, NOSE, :2], atol=1.5)
+        np.testing.assert_allclose(_dot(raw["image/encoded"][t]), px300[t, NOSE, :2], atol=1.5)
+        dot = (_dot(phi["image/encoded"][t]) * 2 / 224 - 1) * 1.0
+        np.testing.assert_allclose(dot, norm[t, NOSE, :2], atol=1.5 * 2 / 224)
         visible = px[t, :, 2] > 0
         extent = px[t, visible, :2].max(axis=0) - px[t, visible, :2].min(axis=0)
         assert np.hypot(*extent) == pytest.approx(150, abs=0.5)  # HMMR's 150 px diagonal
+        # raw: pixels of the 300 crop, the person in its middle (not [-1, 1])
+        assert np.all((px300[t, visible, :2] > 50) & (px300[t, visible, :2] < 250))
     vis = px[:, :, 2:3]
     np.testing.assert_allclose(norm[:, :, :2], (2 * px[:, :, :2] / 224 - 1) * vis, atol=1e-5)
+    mapped = [h for h in range(25) if h not in UNMAPPED]  # the 300 crop is the 224 one + 38 px
+    np.testing.assert_allclose(px300[:, mapped, :2], px[:, mapped, :2] + 38, atol=1e-4)
+    assert np.all(px300[:, UNMAPPED] == 0)
     np.testing.assert_array_equal(norm[:, :, 2], px[:, :, 2])
     assert px[0, 18, 2] == 0 and np.all(norm[:, 18, :2] == 0)  # the low-score right ear
     assert np.all(norm[:, UNMAPPED] == 0)
     assert norm[:, :, :2].min() >= -1 and norm[:, :, :2].max() <= 1
+    # centres and crop points as HMMR writes them: in / of its 300 crop for both train layouts
+    assert raw["image/centers"].tolist() == [150, 150] * 3 == phi["image/centers"].tolist()
+    np.testing.assert_array_equal(raw["image/crop_pts"], phi["image/crop_pts"])
+    np.testing.assert_array_equal(raw["image/crop_pts"], test["image/crop_pts"] - 224 - 38 + 300)
+
+
+def test_phi_layout_needs_phis_and_the_raw_layout_takes_none():
+    frames, kps, boxes = _track(2)
+    with pytest.raises(FormatError, match=r"phi layout needs phis \(2, 2048\), got None"):
+        track_to_hmmr_example(frames, kps, boxes)  # HMMR would train on zeros
+    with pytest.raises(FormatError, match=r"got \(2, 10\)"):
+        track_to_hmmr_example(frames, kps, boxes, phis=np.ones((2, 10), np.float32))
+    with pytest.raises(FormatError, match="raw layout takes no phis"):
+        track_to_hmmr_example(frames, kps, boxes, precomputed_phi=False, phis=_phis(2))
+    encoder_calls = []
+
+    def encoder(crops):
+        encoder_calls.append(crops.shape)
+        return np.full((len(crops), 2048), 0.5, np.float32)
+
+    example = track_to_hmmr_example(frames, kps, boxes, phis=encoder)
+    assert encoder_calls == [(2, 224, 224, 3)] and np.all(example["image/phis"] == 0.5)
+
+
+def _long_track(n: int = 24):
+    frames, kps, boxes = _track(n, w=420)
+    return frames, kps, boxes
+
+
+def test_hmmrs_training_reader_gets_features_and_labels_on_the_person():
+    frames, kps, boxes = _long_track()
+    phis = _phis(len(frames))
+    phi = serialize_example(track_to_hmmr_example(frames, kps, boxes, phis=phis))
+    raw = serialize_example(track_to_hmmr_example(frames, kps, boxes, precomputed_phi=False))
+    got = read_like_hmmr_training(phi, precomputed_phi=True, start=2)
+    assert got["phis"].shape == (20, 2048)
+    np.testing.assert_array_equal(got["phis"], phis[2:22])
+    assert got["images"].shape == (20, 224, 224, 3) and got["labels"].shape == (20, 25, 3)
+    assert got["images"].min() >= -1 and got["images"].max() <= 1
+    assert np.abs(got["labels"][:, :, :2]).max() <= 1
+    # raw records through HMMR's own augmentor (at zero jitter): the same labels and crops
+    aug = read_like_hmmr_training(raw, precomputed_phi=False, start=2)
+    np.testing.assert_allclose(aug["labels"], got["labels"], atol=1e-4)
+    assert np.abs(aug["images"] - got["images"]).mean() < 0.02  # JPEG noise only
+    assert aug["image_sizes"].tolist() == [[300, 300]] * 20
+    nose = (got["labels"][:, NOSE, :2] + 1) * 112  # back to pixels of the 224 crop
+    for t in range(20):
+        ys, xs = np.nonzero(got["images"][t, :, :, 1] > 0)
+        assert abs(xs.mean() - nose[t, 0]) < 1.5 and abs(ys.mean() - nose[t, 1]) < 1.5
+
+
+def test_hmmrs_training_reader_fails_on_each_defect():
+    frames, kps, boxes = _long_track()
+    n = len(frames)
+    good = track_to_hmmr_example(frames, kps, boxes, phis=_phis(n))
+    # no image/phis: HMMR's process_tensors fills zeros; the check the tests make on it
+    no_phis = {k: v for k, v in good.items() if k != "image/phis"}
+    read = read_like_hmmr_training(serialize_example(no_phis), precomputed_phi=True)
+    assert not read["phis"].any()
+    # [-1, 1] labels (the phi layout) read in the raw mode collapse to the crop's corner
+    wrong = read_like_hmmr_training(serialize_example(no_phis | {
+        "image/encoded": track_to_hmmr_example(frames, kps, boxes, precomputed_phi=False)[
+            "image/encoded"
+        ],
+        "image/heightwidths": np.tile([300, 300], n),
+    }), precomputed_phi=False)  # fmt: skip
+    visible = wrong["labels"][:, :, 2] > 0
+    assert np.ptp(wrong["labels"][visible][:, :2], axis=0).max() < 0.05  # all in one spot
+    # the wrong crop size for the mode, or fewer frames than T
+    with pytest.raises(HmmrWouldFail, match=r"the loader fixes \(20, 300, 300, 3\)"):
+        read_like_hmmr_training(serialize_example(good), precomputed_phi=False)
+    short = track_to_hmmr_example(frames[:19], kps[:19], boxes[:19], phis=_phis(19))
+    with pytest.raises(HmmrWouldFail, match="N = 19 frames cannot give a window of T = 20"):
+        read_like_hmmr_training(serialize_example(short), precomputed_phi=True)
 
 
 def test_round_trip_of_several_examples(tmp_path):
     frames, kps, boxes = _track(4)
     examples = [
-        track_to_hmmr_example(frames, kps, boxes, filenames=[f"v/{i}.jpg" for i in range(4)]),
+        track_to_hmmr_example(
+            frames, kps, boxes, phis=_phis(4), filenames=[f"v/{i}.jpg" for i in range(4)]
+        ),
         track_to_hmmr_example(frames[:2], kps[:2], boxes[:2], mode="test", time_pts=(5, 7)),
     ]
     path = tmp_path / "x.tfrecord"
@@ -190,7 +303,7 @@ def test_framing_agrees_with_the_tfrecord_package(tmp_path):
     writer = pytest.importorskip("tfrecord.writer")
     frames, kps, boxes = _track(2)
     path = tmp_path / "x.tfrecord"
-    write_hmmr_tfrecord(path, [track_to_hmmr_example(frames, kps, boxes)] * 2)
+    write_hmmr_tfrecord(path, [track_to_hmmr_example(frames, kps, boxes, phis=_phis(2))] * 2)
     raw = path.read_bytes()
     length = struct.unpack("<Q", raw[:8])[0]
     assert raw[8:12] == writer.TFRecordWriter.masked_crc(raw[:8])
@@ -208,7 +321,7 @@ def test_tensorflow_reads_the_file_with_hmmrs_feature_spec(tmp_path):
     )
     frames, kps, boxes = _track(2)
     path = tmp_path / "x.tfrecord"
-    write_hmmr_tfrecord(path, [track_to_hmmr_example(frames, kps, boxes)])
+    write_hmmr_tfrecord(path, [track_to_hmmr_example(frames, kps, boxes, phis=_phis(2))])
     kinds = {"int64": tf.int64, "float": tf.float32, "bytes": tf.string}
     spec = {k: tf.io.VarLenFeature(kinds[v]) for k, v in COMMON.items()}
     spec["mosh/shape"] = tf.io.FixedLenFeature((10,), tf.float32)
@@ -223,7 +336,7 @@ def test_tensorflow_reads_the_file_with_hmmrs_feature_spec(tmp_path):
 def test_bad_files_give_one_line_errors_naming_the_file(tmp_path):
     frames, kps, boxes = _track(2)
     good = tmp_path / "good.tfrecord"
-    write_hmmr_tfrecord(good, [track_to_hmmr_example(frames, kps, boxes)])
+    write_hmmr_tfrecord(good, [track_to_hmmr_example(frames, kps, boxes, phis=_phis(2))])
     data = good.read_bytes()
     cases = {
         "truncated.tfrecord": (data[:-10], "truncated"),
@@ -240,7 +353,7 @@ def test_bad_files_give_one_line_errors_naming_the_file(tmp_path):
 
 def test_writer_rejects_wrong_keys_and_lengths(tmp_path):
     frames, kps, boxes = _track(2)
-    example = track_to_hmmr_example(frames, kps, boxes)
+    example = track_to_hmmr_example(frames, kps, boxes, phis=_phis(2))
     path = tmp_path / "x.tfrecord"
     with pytest.raises(FormatError, match=r"unknown keys \['image/toes_pts'\]"):
         write_hmmr_tfrecord(path, [{**example, "image/toes_pts": [1.0]}])  # the doc's typo

@@ -2,8 +2,9 @@
 
 Compute nodes are often offline. Every stage folder whose backends load weights lists them in
 ``stages/<stage>/weights.py`` (``weight_sources(settings)``, no model built); this module asks
-each stage of each dataset, and resolves every file through ``vidmine.weights`` (the same
-cache, the same checksums as the jobs), so the jobs later find them without the network.
+each stage of each dataset, and the exports (:func:`export_weight_sources`), and resolves
+every file through ``vidmine.weights`` (the same cache, the same checksums as the jobs), so the
+jobs later find them without the network.
 """
 
 from __future__ import annotations
@@ -36,7 +37,23 @@ def weight_sources(dataset_settings: dict[str, Any]) -> list[WeightSource]:
             continue
         listed = importlib.import_module(module).weight_sources(dataset_settings.get(spec.name, {}))
         sources += [s for s in listed if s not in sources]
+    sources += [s for s in export_weight_sources(dataset_settings) if s not in sources]
     return sources
+
+
+def export_weight_sources(dataset_settings: dict[str, Any]) -> list[WeightSource]:
+    """The HMMR export's encoder weights (its model archive, or the file the config names
+    instead) when ``hmmr.precomputed_phi`` asks for image/phis; nothing for a TF checkpoint
+    prefix on disk, which is read where it is. Listed here, not in ``vidmine.exports``,
+    because this layer may not import that one."""
+    hmmr = dataset_settings.get("hmmr") or {}
+    if not hmmr.get("precomputed_phi"):
+        return []
+    phis = hmmr.get("phis") or {}
+    source = str(phis.get("weights") or "")
+    if not source or ("://" not in source and Path(f"{source}.index").expanduser().is_file()):
+        return []
+    return [WeightSource("hmmr phis (HMR resnet_v2_50)", source, phis.get("sha256"))]
 
 
 def fetch_weights(

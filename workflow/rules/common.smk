@@ -186,12 +186,23 @@ def export_extra_args(wildcards):
     if wildcards.kind == "trackverse":
         domain = dataset_config(wildcards.dataset)["trackverse"]["domain"]
         return f"--domain {domain}"
+    if wildcards.kind == "hmmr":
+        return f"--settings {stage_settings('hmmr')(wildcards)}"
     return ""
 
 
 def export_setting(wildcards, export, key):
-    """Params function: one setting of an export (the dataset's ``export.<export>`` block)."""
-    return dataset_config(wildcards.dataset)["export"][export][key]
+    """Params function: one setting of an export (the dataset's ``<export>`` section)."""
+    return dataset_config(wildcards.dataset)[export][key]
+
+
+def export_env(wildcards):
+    """Conda env of an export folder: HMMR's with image/phis runs HMR's encoder on torch (the
+    torch env, which pins tfrecord too); the other exports need no torch."""
+    hmmr = dataset_config(wildcards.dataset)["hmmr"]
+    if wildcards.kind == "hmmr" and hmmr["precomputed_phi"]:
+        return "../envs/torch.yaml"
+    return "../envs/export.yaml"
 
 
 def config_hash(wildcards):

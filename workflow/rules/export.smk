@@ -35,7 +35,7 @@ rule export_folder:
     wildcard_constraints:
         kind="|".join(EXPORT_FOLDERS),
     conda:
-        "../envs/export.yaml"
+        export_env
     threads: 1
     params:
         dataset_dir=dataset_dir,

@@ -29,10 +29,11 @@ def _run(label: str, out: str, build: Callable[[], dict[str, Any]]) -> int:
     """Call ``build``; print its counts on success, one error line (exit 2) on known failures."""
     from vidmine.formats import FormatError
     from vidmine.frames import DecodeError
+    from vidmine.weights import WeightsError
 
     try:
         summary = build()
-    except (FileNotFoundError, FormatError, DecodeError) as err:
+    except (FileNotFoundError, FormatError, DecodeError, WeightsError) as err:
         return _fail(err)
     counts = ", ".join(f"{key} {value}" for key, value in summary.items())
     print(f"{label}: {counts} -> {out}")
@@ -58,9 +59,15 @@ def cmd_export_detectron(args: argparse.Namespace) -> int:
 
 
 def cmd_export_hmmr(args: argparse.Namespace) -> int:
+    import json
+
     from vidmine.exports.hmmr import export_hmmr
 
-    return _run("hmmr", args.out, lambda: export_hmmr(args.dataset_dir, args.out))
+    try:
+        settings = json.loads(args.settings) if args.settings else {}
+    except json.JSONDecodeError as err:
+        return _fail(ValueError(f"--settings: not JSON ({err})"))
+    return _run("hmmr", args.out, lambda: export_hmmr(args.dataset_dir, args.out, settings))
 
 
 def cmd_export_vpd(args: argparse.Namespace) -> int:
@@ -159,7 +166,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         cmd_export_detectron,
         "the folder",
     )
-    add("hmmr", "HMMR tfrecords (train/ per shard, test/ per track)", cmd_export_hmmr, "folder")
+    p = add("hmmr", "HMMR tfrecords (train/ per shard, test/ per track)", cmd_export_hmmr, "folder")
+    p.add_argument(
+        "--settings",
+        default="",
+        help="the config's hmmr section as JSON (precomputed_phi, min_track_frames, phis); "
+        "schema defaults for what it leaves out",
+    )
     add("vpd", "VPD pose/, videos/ and crops/ folders, one per track", cmd_export_vpd, "folder")
     p = add(
         "trackverse",

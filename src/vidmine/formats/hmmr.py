@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -124,10 +125,18 @@ PER_FRAME: dict[str, int] = {
     "image/centers": 2,
     "image/crop_pts": 2,
     "image/encoded": 1,
-    "image/phis": 2048,
+    "image/phis": 2048,  # PHI_DIM
     "image/encoded_og": 1,
 }
 HMR_BOX_DIAGONAL = 150.0  # HMMR scales each frame so the visible-joint box diagonal is 150 px
+PHI_DIM = 2048  # image/phis per frame: HMR's resnet_v2_50 global pool
+HMR_CHECKPOINT = "hmr_noS5.ckpt-642561"  # the phi encoder HMMR's data preparation loads
+RAW_CROP = 300  # insta_variety_to_tfrecords.process_image: 300 x 300 crop, edge pad 300
+# Crop side of each record layout (hmmr_example): precomputed-phi train, raw train, test.
+Layout = Literal["phi", "raw", "test"]
+LAYOUT_CROP: dict[str, int] = {"phi": 224, "raw": RAW_CROP, "test": 224}
+# insta_variety_to_tfrecords.py MIN_NUM_FRAMES: clean_video drops shorter tracks (train and test)
+HMMR_MIN_FRAMES = 40
 
 Example = dict[str, Any]  # feature key -> np.ndarray (int64 / float32) or list[bytes]
 
@@ -334,78 +343,112 @@ def _crop_params(kp25: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, float]:
     return np.array([(x1 + x2) / 2, (y1 + y2) / 2], np.float32), HMR_BOX_DIAGONAL / diag
 
 
-def track_to_hmmr_example(
-    frames_bgr: Sequence[np.ndarray],
-    keypoints: np.ndarray,
-    boxes: np.ndarray,
-    *,
-    mode: Literal["train", "test"] = "train",
-    crop_size: int = 224,
-    filenames: Sequence[str] | None = None,
-    phis: np.ndarray | None = None,
-    time_pts: tuple[int, int] | None = None,
-    min_score: float = 0.1,
-    jpeg_quality: int = 95,
-) -> Example:
-    """One person track -> an HMMR example dict (FORMATS.md 4.3-4.4).
+@dataclass
+class HmmrFrame:
+    """One frame of a track, cropped as HMMR's data preparation crops it (before the crop is
+    JPEG-encoded): labels (25, 3) x, y in crop pixels and visibility 0/1; ``center`` and
+    ``start`` (the crop origin) in the resized frame, before HMMR's edge pad; ``scale``.
+    ``crop`` may be dropped (None) once encoded, so a long track holds JPEGs, not pixels."""
 
-    ``frames_bgr``: the track's T full frames (BGR uint8); ``keypoints``: (T, 17, 3) COCO
-    x, y, score in frame pixels; ``boxes``: (T, 4) x1, y1, x2, y2. Each frame is scaled so the
-    person's joint box has a 150 px diagonal, edge-padded, and cropped ``crop_size`` square
-    around the centre (``cv2.warpAffine`` with replicated borders, one step for HMMR's
-    resize + pad + crop). Labels are the 25 HMMR joints (:func:`coco_to_hmmr`) in the crop:
+    size: int
+    crop: np.ndarray | None  # (size, size, 3) BGR uint8
+    labels: np.ndarray
+    center: np.ndarray
+    start: np.ndarray
+    scale: float
 
-    * ``mode="train"``: normalised to [-1, 1] as ``2 * x / crop_size - 1`` with invisible
-      joints set to 0 (the released train tfrecords, 224 crops, no augmentation here);
-      ``image/scale_factors`` is [fy, fx] per frame; ``image/phis`` only if ``phis`` (N, 2048)
-      is given (HMMR trains with precomputed phis; vidmine does not compute them).
-    * ``mode="test"``: crop pixels; ``image/scale_factors`` is the scale per frame and
-      ``meta/time_pts`` is ``time_pts`` or [0, N] (start/end in the exported track).
-    """
-    kp = np.asarray(keypoints, dtype=np.float32)
-    bx = np.asarray(boxes, dtype=np.float32)
-    n = len(frames_bgr)
-    if n == 0 or len(kp) != n or bx.shape != (n, 4):
-        raise FormatError(
-            f"track: {n} frames, keypoints {kp.shape}, boxes {bx.shape}: lengths must match"
-        )
+    def encode(self, jpeg_quality: int = 95) -> bytes:
+        if self.crop is None:
+            raise FormatError("track: the crop was dropped before it was encoded")
+        ok, jpg = cv2.imencode(".jpg", self.crop, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
+        if not ok:
+            raise FormatError("track: JPEG encoding failed")
+        return jpg.tobytes()
+
+
+def crop_hmmr_frame(
+    frame_bgr: np.ndarray, kp25: np.ndarray, box: np.ndarray, crop_size: int
+) -> HmmrFrame:
+    """HMMR's ``process_image`` for one frame: scale so the person's joint box has a 150 px
+    diagonal, edge-pad, crop ``crop_size`` square around the rounded centre (one
+    ``cv2.warpAffine`` with replicated borders does resize + pad + crop). Joints without a COCO
+    source are (0, 0, 0)."""
+    center, scale = _crop_params(kp25, box)
+    center_scaled = np.round(center * scale).astype(np.int64)
+    start = center_scaled - crop_size // 2
+    affine = np.array([[scale, 0, -start[0]], [0, scale, -start[1]]], dtype=np.float64)
+    crop = cv2.warpAffine(
+        frame_bgr,
+        affine,
+        (crop_size, crop_size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+    labels = np.zeros((N_HMMR, 3), np.float32)
+    labels[:, :2] = kp25[:, :2] * scale - start
+    labels[:, 2] = kp25[:, 2]
+    labels[[h for h in range(N_HMMR) if h not in HMMR_FROM_COCO]] = 0.0
+    return HmmrFrame(crop_size, crop, labels, center_scaled, start, float(scale))
+
+
+def hmmr_layout(mode: str, precomputed_phi: bool) -> Layout:
+    """The layout a split's records take: test -> ``test``; train -> ``phi`` for HMMR's
+    ``--precomputed_phi=True`` (its default) or ``raw`` for ``--precomputed_phi=False``."""
     if mode not in ("train", "test"):
         raise FormatError(f"track: mode {mode!r}, expected 'train' or 'test'")
-    if phis is not None and np.asarray(phis).shape != (n, 2048):
-        raise FormatError(f"track: phis shape {np.asarray(phis).shape}, expected ({n}, 2048)")
-    kp25 = coco_to_hmmr(kp, min_score)
-    labels = np.zeros_like(kp25)
-    encoded, centers, scales, crop_pts = [], [], [], []
-    half = crop_size // 2
-    for t, frame in enumerate(frames_bgr):
-        center, scale = _crop_params(kp25[t], bx[t])
-        start = np.round(center * scale).astype(np.int64) - half  # crop origin, resized frame
-        affine = np.array([[scale, 0, -start[0]], [0, scale, -start[1]]], dtype=np.float64)
-        crop = cv2.warpAffine(
-            frame,
-            affine,
-            (crop_size, crop_size),
-            flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_REPLICATE,
-        )
-        ok, jpg = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)])
-        if not ok:
-            raise FormatError(f"track: frame {t}: JPEG encoding failed")
-        encoded.append(jpg.tobytes())
-        labels[t, :, :2] = kp25[t, :, :2] * scale - start
-        labels[t, :, 2] = kp25[t, :, 2]
-        centers.append(np.round(center * scale).astype(np.int64) - start)
-        scales.append(scale)
-        crop_pts.append(start + crop_size)  # HMMR pads by the crop size before cropping
-    unmapped = [h for h in range(N_HMMR) if h not in HMMR_FROM_COCO]
-    labels[:, unmapped] = 0.0
-    if mode == "train":
+    if mode == "test":
+        return "test"
+    return "phi" if precomputed_phi else "raw"
+
+
+def hmmr_example(
+    frames: Sequence[HmmrFrame],
+    layout: Layout,
+    *,
+    filenames: Sequence[str],
+    jpegs: Sequence[bytes] | None = None,
+    phis: np.ndarray | None = None,
+    time_pts: tuple[int, int] | None = None,
+) -> Example:
+    """The example of a track's cropped frames, in one of HMMR's three layouts
+    (docs/formats/hmmr.md):
+
+    * ``phi`` (train, ``precomputed_phi=True``): 224 crops (the tube augmentor's crop at zero
+      jitter), labels ``(2 * x / 224 - 1) * vis``, ``image/phis`` (N, 2048) required,
+      centres in the 300-crop frame and crop points of the 300 crop, as HMMR writes them.
+    * ``raw`` (train, ``precomputed_phi=False``): 300 crops, labels in crop pixels, centres
+      in the crop, no phis; HMMR's loader augments and crops 224 itself.
+    * ``test``: 224 crops, pixel labels, one scale per frame, ``meta/time_pts``.
+
+    ``jpegs`` are the frames' encoded crops (encoded here when not given).
+    """
+    n = len(frames)
+    if n == 0:
+        raise FormatError("track: no frames")
+    size = LAYOUT_CROP[layout]
+    if any(f.size != size for f in frames):
+        raise FormatError(f"track: {layout} layout needs {size} x {size} crops")
+    if len(filenames) < n:
+        raise FormatError(f"track: {len(filenames)} filenames for {n} frames")
+    if layout == "phi":
+        if phis is None or np.asarray(phis).shape != (n, PHI_DIM):
+            got = None if phis is None else np.asarray(phis).shape
+            raise FormatError(f"track: the phi layout needs phis ({n}, {PHI_DIM}), got {got}")
+    elif phis is not None:
+        raise FormatError(f"track: the {layout} layout takes no phis (HMMR would not read them)")
+    labels = np.stack([f.labels for f in frames]).astype(np.float32)
+    starts = np.stack([f.start for f in frames]).astype(np.int64)
+    centers = np.stack([f.center for f in frames]).astype(np.int64) - starts
+    crop_pts = starts + size  # HMMR pads by the crop size before cropping
+    if layout == "phi":
         vis = labels[:, :, 2:3]
-        labels[:, :, :2] = (2.0 * labels[:, :, :2] / crop_size - 1.0) * vis
-    names = filenames if filenames is not None else [f"{t:06d}.jpg" for t in range(n)]
-    if len(names) < n:
-        raise FormatError(f"track: {len(names)} filenames for {n} frames")
+        labels[:, :, :2] = (2.0 * labels[:, :, :2] / size - 1.0) * vis
+        offset = (RAW_CROP - size) // 2  # the 224 crop sits centred in HMMR's 300 crop
+        centers, crop_pts = centers + offset, starts - offset + RAW_CROP
     lab = labels.transpose(0, 2, 1)  # (N, 3, 25): rows x, y, vis
+    encoded = list(jpegs) if jpegs is not None else [f.encode() for f in frames]
+    if len(encoded) != n:
+        raise FormatError(f"track: {len(encoded)} JPEGs for {n} frames")
     example: Example = {
         "meta/N": np.array([n], np.int64),
         "meta/has_3d": np.array([0], np.int64),
@@ -414,26 +457,72 @@ def track_to_hmmr_example(
         "mosh/poses": np.full(n * 72, -1.0, np.float32),
         "mosh/gt3ds": np.zeros(n * 14 * 3, np.float32),
         "image/cams": np.zeros(n * 3, np.float32),
-        "image/filenames": [str(v).encode() for v in names],
-        "image/heightwidths": np.tile(np.array([crop_size, crop_size], np.int64), n),
+        "image/filenames": [str(v).encode() for v in filenames],
+        "image/heightwidths": np.tile(np.array([size, size], np.int64), n),
         "image/xys": lab[:, :2, :14].reshape(-1).astype(np.float32),
         "image/visibilities": lab[:, 2, :14].reshape(-1).astype(np.int64),
         "image/face_pts": lab[:, :, 14:19].reshape(-1).astype(np.float32),
         "image/toe_pts": lab[:, :, 19:25].reshape(-1).astype(np.float32),
-        "image/centers": np.stack(centers).reshape(-1).astype(np.int64),
-        "image/crop_pts": np.stack(crop_pts).reshape(-1).astype(np.int64),
+        "image/centers": centers.reshape(-1),
+        "image/crop_pts": crop_pts.reshape(-1),
         "image/encoded": encoded,
     }
-    scale_arr = np.asarray(scales, np.float32)
-    if mode == "train":
-        example["image/scale_factors"] = np.repeat(scale_arr, 2)  # [fy, fx] per frame
-        if phis is not None:
-            example["image/phis"] = np.asarray(phis, np.float32).reshape(-1)
+    scales = np.asarray([f.scale for f in frames], np.float32)
+    if layout == "test":
+        example["image/scale_factors"] = scales
+        example["meta/time_pts"] = np.asarray(time_pts or (0, n), np.int64)
     else:
-        example["image/scale_factors"] = scale_arr
-        pts = time_pts if time_pts is not None else (0, n)
-        example["meta/time_pts"] = np.asarray(pts, np.int64)
+        example["image/scale_factors"] = np.repeat(scales, 2)  # [fy, fx] per frame
+    if layout == "phi":
+        example["image/phis"] = np.asarray(phis, np.float32).reshape(-1)
     return example
+
+
+def track_to_hmmr_example(
+    frames_bgr: Sequence[np.ndarray],
+    keypoints: np.ndarray,
+    boxes: np.ndarray,
+    *,
+    mode: Literal["train", "test"] = "train",
+    precomputed_phi: bool = True,
+    filenames: Sequence[str] | None = None,
+    phis: np.ndarray | Callable[[np.ndarray], np.ndarray] | None = None,
+    time_pts: tuple[int, int] | None = None,
+    min_score: float = 0.1,
+    jpeg_quality: int = 95,
+) -> Example:
+    """One person track -> an HMMR example dict (FORMATS.md 4.3-4.4, :func:`hmmr_example`).
+
+    ``frames_bgr``: the track's T full frames (BGR uint8); ``keypoints``: (T, 17, 3) COCO
+    x, y, score in frame pixels; ``boxes``: (T, 4) x1, y1, x2, y2. Labels are the 25 HMMR joints
+    (:func:`coco_to_hmmr`). ``phis`` (train with ``precomputed_phi``): the (T, 2048) features, or
+    the encoder to compute them from the BGR crops (an :class:`~vidmine.exports.hmr_encoder.
+    HmrEncoder`).
+    """
+    kp = np.asarray(keypoints, dtype=np.float32)
+    bx = np.asarray(boxes, dtype=np.float32)
+    n = len(frames_bgr)
+    if n == 0 or len(kp) != n or bx.shape != (n, 4):
+        raise FormatError(
+            f"track: {n} frames, keypoints {kp.shape}, boxes {bx.shape}: lengths must match"
+        )
+    layout = hmmr_layout(mode, precomputed_phi)
+    kp25 = coco_to_hmmr(kp, min_score)
+    crops = [
+        crop_hmmr_frame(frame, kp25[t], bx[t], LAYOUT_CROP[layout])
+        for t, frame in enumerate(frames_bgr)
+    ]
+    if callable(phis):
+        phis = phis(np.stack([c.crop for c in crops]))
+    names = filenames if filenames is not None else [f"{t:06d}.jpg" for t in range(n)]
+    return hmmr_example(
+        crops,
+        layout,
+        filenames=names,
+        jpegs=[c.encode(jpeg_quality) for c in crops],
+        phis=phis,
+        time_pts=time_pts,
+    )
 
 
 def hmmr_test_file_name(download_tag: str, video_id: str) -> str:
@@ -441,8 +530,8 @@ def hmmr_test_file_name(download_tag: str, video_id: str) -> str:
     return f"{download_tag}_{video_id}.tfrecord"
 
 
-def hmmr_train_file_name(
-    shard: int, copy: int = 0, model_name: str = "hmr_noS5.ckpt-642561"
-) -> str:
-    """HMMR's train shard name, ``insta_variety_%02d_copy%02d_<model>.tfrecord`` (50 per file)."""
-    return f"insta_variety_{shard:02d}_copy{copy:02d}_{model_name}.tfrecord"
+def hmmr_train_file_name(shard: int, copy: int = 0, model_name: str | None = HMR_CHECKPOINT) -> str:
+    """HMMR's train shard name, ``insta_variety_%02d_copy%02d[_<model>].tfrecord``: the phi
+    encoder's checkpoint name is appended only when phis are stored (``process_videos``)."""
+    suffix = f"_{model_name}" if model_name else ""
+    return f"insta_variety_{shard:02d}_copy{copy:02d}{suffix}.tfrecord"
