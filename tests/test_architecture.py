@@ -31,6 +31,7 @@ LAYERS = [
         "ids",
         "io",
         "layout",
+        "locks",
         "manifest",
         "probing",
         "reporting",
