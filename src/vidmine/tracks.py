@@ -87,9 +87,8 @@ def write_tracks(rows: pd.DataFrame | list[dict[str, Any]], path: str | Path) ->
     # class_scores is optional: rows of backends without it (and tables made before it) have none
     if "class_scores" not in frame.columns:
         frame = frame.assign(class_scores=None)
-    frame = frame.assign(
-        class_scores=[v if isinstance(v, list | np.ndarray) else None for v in frame.class_scores]
-    )
+    values = [v if isinstance(v, list | np.ndarray) else None for v in frame.class_scores]
+    frame = frame.assign(class_scores=pd.Series(values, index=frame.index, dtype=object))
     if len(frame):
         frame = frame.sort_values(["track_id", "frame"], kind="stable")
     table = pa.Table.from_pandas(frame[TRACK_COLUMNS], schema=TRACK_SCHEMA, preserve_index=False)
