@@ -48,7 +48,15 @@ from vidmine.formats.hmmr import (
 )
 from vidmine.formats.track_crops import load_track_crops, save_track_crops
 from vidmine.formats.track_flow import load_flow, save_flow
-from vidmine.formats.trackverse import build_index, track_record, write_lines_gzip, write_meta
+from vidmine.formats.trackverse import (
+    build_index,
+    metric_path,
+    save_motion,
+    save_npy,
+    track_record,
+    write_lines_gzip,
+    write_meta,
+)
 from vidmine.formats.videopose3d import read_custom_2d, read_detectron_clip
 from vidmine.formats.vpd import crop_file_names, decode_flow_png, encode_mask_png, read_vpd_pose
 from vidmine.frames import iter_frames
@@ -251,9 +259,14 @@ def dataset(tmp_path_factory, demo_videos):
     build_index(
         [tv / "tracks_meta/TOY/vi/vidA-meta.jsonl.gzip"], tv / "tracks_subsets/TOY-index.jsonl.gzip"
     )
-    write_lines_gzip(tv / "tracks_subsets/TOY-RND-1.jsonl.gzip", [json.dumps(record)])
+    write_lines_gzip(tv / "tracks_subsets/TOY-1K-RND.jsonl.gzip", [json.dumps(record)])
+    write_lines_gzip(tv / "tracks_subsets/TOY-CB1.jsonl.gzip", [json.dumps(record)])
+    write_lines_gzip(tv / "tracks_subsets/TOY-RND-1.jsonl.gzip", [])  # no subset name
     write_lines_gzip(tv / "tracks_subsets/OTHER-index.jsonl.gzip", [])
     (tv / "tracks_subsets/.TOY-CB1.partial-1.jsonl.gzip").write_bytes(b"half")
+    save_motion(metric_path(tv, "motion", "TOY", record["fn"]), np.arange(7, dtype=np.float32))
+    save_npy(metric_path(tv, "embeddings", "TOY", record["fn"]), np.ones(4, np.float32))
+    save_npy(metric_path(tv, "embeddings", "TOY", "vi/vidA-person-stale.mp4"), np.ones(4))
 
     for stage, item, digest in [("detect", "vidA-c000", "dethash"), ("download", "vidA", "dl")]:
         entry = {"id": item, "status": "ok", "reason": "", "seconds": 1.0, "outputs": []}
@@ -508,22 +521,35 @@ def test_vpd_pose_video_and_crop_folders_per_track(dataset, tmp_path):
 
 def test_trackverse_layout_links_the_domain_files(dataset, tmp_path):
     out = tmp_path / "tv"
-    summary = export_trackverse(dataset, out, "TOY")
+    summary = export_trackverse(dataset, out, "TOY", {"min_motion": 2.0})
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    fn = "vi/" + next((dataset / "trackverse/tracks_meta/TOY/vi").glob("*-meta.jsonl.gzip")).name
+    record = json.loads(gzip.open(dataset / "trackverse" / "tracks_meta/TOY" / fn).readline())
+    npy = record["fn"].replace(".mp4", ".npy")
     assert files == [
+        "tracks_embeddings/TOY/completed.txt",
+        f"tracks_embeddings/TOY/{npy}",
         "tracks_meta/TOY/completed.txt",
         "tracks_meta/TOY/vi/vidA-meta.jsonl.gzip",
         "tracks_meta/TOY/vi/vidA-progress.txt",
-        "tracks_subsets/TOY-RND-1.jsonl.gzip",
+        "tracks_motion/TOY/completed.txt",
+        f"tracks_motion/TOY/{npy}",
+        # curate_db.py's names: N thousand random; Nc per class, size, temperature, constraint
+        "tracks_subsets/TOY-1K-RND.jsonl.gzip",
+        "tracks_subsets/TOY-CB1-0K-T0.0MinQ90Motion2.0.jsonl.gzip",
         "tracks_subsets/TOY-index.jsonl.gzip",
     ]
     assert (out / "tracks_meta/TOY/completed.txt").read_text() == "vidA\n"
+    assert (out / "tracks_motion/TOY/completed.txt").read_text() == record["fn"] + "\n"
     meta = out / "tracks_meta/TOY/vi/vidA-meta.jsonl.gzip"
     source = dataset / "trackverse/tracks_meta/TOY/vi/vidA-meta.jsonl.gzip"
     assert meta.read_bytes() == source.read_bytes()
     with gzip.open(meta, "rt") as fh:
         assert json.loads(fh.readline())["yid"] == "vidA"
-    assert summary["linked"] + summary["copied"] == 4 and summary["videos"] == 1
+    assert np.load(out / "tracks_motion/TOY" / npy).reshape(-1, 7).mean(0)[-2] == 5.0  # q90
+    assert summary["linked"] + summary["copied"] == 7 and summary["videos"] == 1
+    assert summary["motion_files"] == summary["embedding_files"] == 1
+    assert summary["without_metrics"] == 0
     with pytest.raises(FileNotFoundError, match="NONE-index.jsonl.gzip"):
         export_trackverse(dataset, tmp_path / "none", "NONE")
 
@@ -755,7 +781,7 @@ def test_cli_exports_and_imports(dataset, tmp_path, capsys):
             str(tmp_path / "tv"),
         ]
     )
-    assert rc == 0 and "subsets 2" in capsys.readouterr().out
+    assert rc == 0 and "subsets 3" in capsys.readouterr().out
     junk = tmp_path / "junk_0_10.pkl"
     junk.write_bytes(b"junk")
     rc = _cli(

@@ -133,7 +133,7 @@ def test_demo_drops_the_cartoon_and_releases_only_audited_blurred_clips(demo_run
 
 @pytest.mark.slow
 def test_demo_tracks_people_and_writes_trackverse_records_and_subsets(demo_run):
-    from vidmine.formats.trackverse import V1_KEYS, read_jsonl_gzip
+    from vidmine.formats.trackverse import RECORD_KEYS, read_jsonl_gzip
 
     root = demo_run / "results" / "demo"
     tracks = pd.read_parquet(root / "tracks.parquet")
@@ -143,10 +143,15 @@ def test_demo_tracks_people_and_writes_trackverse_records_and_subsets(demo_run):
     assert (people.mean_keypoint_score > 0.3).all()
     index = read_jsonl_gzip(root / "trackverse" / "tracks_subsets" / "COCO-index.jsonl.gzip")
     assert len(index) == tracks.fn.notna().sum() >= 2
-    assert all(tuple(record) == V1_KEYS for record in index)
-    for name in ("RND-2", "CB2", "VB1", "MinRed-CB2"):
+    assert all(tuple(record) == RECORD_KEYS for record in index)
+    for name in ("1K-RND", "CB2", "VB1", "MinRed-CB2", "MaxQ90Motion-CB2"):
         subset = read_jsonl_gzip(root / "trackverse" / "tracks_subsets" / f"COCO-{name}.jsonl.gzip")
-        assert 1 <= len(subset) <= 2 and all(r in index for r in subset)
+        assert 1 <= len(subset) <= (len(index) if name == "1K-RND" else 2)
+        assert all(r in index for r in subset)
+    for record in index:  # every record's visual metrics (tracks_motion/, tracks_embeddings/)
+        npy = record["fn"].replace(".mp4", ".npy")
+        for metric in ("motion", "embeddings"):
+            assert (root / "trackverse" / f"tracks_{metric}" / "COCO" / npy).is_file()
     for item in ("track_examples.png", "track_lengths.png", "crops_flow.png"):
         assert (root / "report" / item).stat().st_size > 0
 
@@ -198,7 +203,11 @@ def test_demo_exports_load_with_the_format_readers(demo_run):
     assert "bikes-c002-t001: 33 frames, fewer than 40" in log
     assert len(list((export / "vpd" / "pose").iterdir())) == 3
     read_vpd_pose(next((export / "vpd" / "pose").iterdir()))
-    assert (export / "trackverse" / "tracks_subsets" / "COCO-CB2.jsonl.gzip").exists()
+    tv = export / "trackverse"
+    assert (tv / "tracks_subsets" / "COCO-CB2-0K-T0.0.jsonl.gzip").exists()  # curate_db.py's
+    assert (tv / "tracks_subsets" / "COCO-MaxQ90Motion-CB2-0K.jsonl.gzip").exists()
+    for metric in ("motion", "embeddings"):
+        assert len(list((tv / f"tracks_{metric}" / "COCO").rglob("*.npy"))) >= 2
     index = pd.read_parquet(export / "index.parquet")
     assert len(index) == 3 and index.config_hash.nunique() == 1
 

@@ -117,7 +117,8 @@ STAGES: tuple[StageSpec, ...] = (
         VIDEO,
         reads=("detect",),
         reads_tables=("clips",),
-        outputs=("meta", "progress"),
+        # meta, progress, then each record's tracks_motion/ and tracks_embeddings/ .npy
+        outputs=("meta", "progress", "metrics*"),
         table="trackverse",
         provenance=False,
     ),

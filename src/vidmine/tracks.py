@@ -68,6 +68,9 @@ TRACK_SCHEMA = pa.schema(
         # person mask inside the integer box [floor(x1), floor(y1), ceil(x2), ceil(y2)), as a
         # 1-bit PNG; null where the backend gave none
         ("mask_png", pa.binary()),
+        # the box's class distribution (index = COCO category id, 0 = background) where the
+        # backend gives one (torchvision's box detector); null elsewhere and on interpolated rows
+        ("class_scores", pa.list_(pa.float32())),
     ]
 )
 TRACK_COLUMNS = TRACK_SCHEMA.names
@@ -81,6 +84,11 @@ def empty_tracks() -> pd.DataFrame:
 def write_tracks(rows: pd.DataFrame | list[dict[str, Any]], path: str | Path) -> None:
     """Write one clip's track table atomically, sorted by track then frame."""
     frame = pd.DataFrame(rows, columns=TRACK_COLUMNS) if isinstance(rows, list) else rows
+    # class_scores is optional: rows of backends without it (and tables made before it) have none
+    if "class_scores" not in frame.columns:
+        frame = frame.assign(class_scores=None)
+    values = [v if isinstance(v, list | np.ndarray) else None for v in frame.class_scores]
+    frame = frame.assign(class_scores=pd.Series(values, index=frame.index, dtype=object))
     if len(frame):
         frame = frame.sort_values(["track_id", "frame"], kind="stable")
     table = pa.Table.from_pandas(frame[TRACK_COLUMNS], schema=TRACK_SCHEMA, preserve_index=False)

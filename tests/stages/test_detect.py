@@ -280,6 +280,53 @@ def test_torchvision_backend_runs_end_to_end_with_untrained_weights(tmp_path, de
         assert keypoint_array(people).shape[1:] == (17, 3)
 
 
+def test_torchvision_box_detector_keeps_each_boxs_class_distribution(tmp_path):
+    import torch
+
+    from vidmine.formats.trackverse import track_record
+    from vidmine.stages.detect.backends.torchvision import (
+        build_model,
+        objects_to_detections,
+        record_class_scores,
+    )
+    from vidmine.stages.detect.detections import COCO_CATEGORIES
+    from vidmine.tracks import write_tracks
+
+    torch.manual_seed(0)
+    model = build_model("fasterrcnn_mobilenet_v3_large_fpn", "none")
+    model.roi_heads.score_thresh = 0.0  # untrained: every class near 1/91
+    image = [torch.rand(3, 144, 176)]
+    with torch.inference_mode():
+        plain = model(image)[0]
+        record_class_scores(model)
+        output = model(image)[0]
+    for key in ("boxes", "scores", "labels"):  # torchvision's own result unchanged
+        assert torch.equal(plain[key], output[key])
+    scores = model.roi_heads.class_scores[0]
+    assert scores.shape == (len(output["boxes"]), 91) and len(scores) > 0
+    assert torch.allclose(scores.sum(1), torch.ones(len(scores)))  # one softmax per proposal
+    assert torch.equal(scores[torch.arange(len(scores)), output["labels"]], output["scores"])
+
+    # a tracked box keeps its distribution into the track table and the TrackVerse record
+    box = np.array([[10, 20, 90, 120]], np.float32)
+    distribution = np.full((1, 91), 0.001, np.float32)
+    distribution[0, [0, 3, 8]] = [0.02, 0.9, 0.05]
+    dets = objects_to_detections(
+        {"boxes": box, "scores": np.array([0.9], np.float32), "labels": np.array([3])},
+        0.5,
+        distribution,
+    )
+    frames = [(i, Detections.concat([person([10, 10, 50, 90]), dets])) for i in range(10)]
+    tracks, _ = run_tracker(frames)
+    write_tracks(tracks, tmp_path / "t.parquet")
+    table = read_tracks(tmp_path / "t.parquet")
+    cars, people = table[table.class_id == 3], table[table.class_id == 1]
+    assert np.allclose(np.stack(cars.class_scores), distribution[0])
+    assert people.class_scores.isna().all()  # keypoint R-CNN persons: no distribution
+    record = track_record("vidZ", {"start_time": 0.0}, cars, (144, 176), COCO_CATEGORIES)
+    assert record["top10_desc"][:2] == ["car", "truck"] and len(record["top10_lbl"]) == 10
+
+
 def test_torchvision_keypoint_output_conversion():
     output = {
         "boxes": np.array([[0, 0, 10, 20], [5, 5, 9, 9]], np.float32),

@@ -184,8 +184,9 @@ def provenance_statuses(wildcards):
 
 def export_extra_args(wildcards):
     if wildcards.kind == "trackverse":
-        domain = dataset_config(wildcards.dataset)["trackverse"]["domain"]
-        return f"--domain {domain}"
+        section = dataset_config(wildcards.dataset)["trackverse"]
+        curation = shlex.quote(json.dumps(section["curation"], sort_keys=True))
+        return f"--domain {section['domain']} --curation {curation}"
     if wildcards.kind == "hmmr":
         return f"--settings {stage_settings('hmmr')(wildcards)}"
     return ""
@@ -295,6 +296,21 @@ def trackverse_settings(wildcards):
 def curation_settings(wildcards):
     curation = dataset_config(wildcards.dataset)["trackverse"]["curation"]
     return shlex.quote(json.dumps(curation, sort_keys=True))
+
+
+TRACKVERSE_ENVS = {"video": "../envs/video.yaml", "torch": "../envs/torch.yaml"}
+# The curate rule's {criterion}: the subset stems of stages/trackverse/curation.py.
+from vidmine.stages.trackverse.curation import CRITERION as CURATION_CRITERION
+
+
+def trackverse_env(dataset):
+    """'torch' when the dataset's TrackVerse metrics use RAFT or a torchvision model."""
+    section = dataset_config(dataset)["trackverse"]
+    torch_backends = (
+        section["motion"]["backend"] == "raft"
+        or section["embeddings"]["backend"] == "torchvision"
+    )
+    return "torch" if section["visual_metrics"] and torch_backends else "video"
 
 
 def trackverse_files(dataset):

@@ -32,26 +32,34 @@ for _backend, _env in DETECT_ENVS.items():
             " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
 
 
-rule trackverse_meta:
-    input:
-        unpack(stage_inputs("trackverse")),
-    output:
-        links="results/{dataset}/tables/trackverse/{shard}.parquet",
-        status="results/{dataset}/status/trackverse/{shard}.parquet",
-    log:
-        "results/{dataset}/logs/trackverse/{shard}.log",
-    group:
-        "shard_tracks"
-    conda:
-        "../envs/video.yaml"
-    threads: stage_threads("trackverse")
-    params:
-        dataset_dir=dataset_dir,
-        settings=trackverse_settings,
-        retry=retry_flag,
-    shell:
-        "vidmine run-stage trackverse --dataset-dir {params.dataset_dir} --threads {threads}"
-        " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
+# TrackVerse records and visual metrics: in the video env, or the torch env when the metrics
+# use RAFT or a torchvision ResNet (trackverse_env in common.smk).
+for _env_name, _env in TRACKVERSE_ENVS.items():
+
+    rule:
+        name:
+            f"trackverse_meta_{_env_name}"
+        input:
+            unpack(stage_inputs("trackverse")),
+        output:
+            links="results/{dataset}/tables/trackverse/{shard}.parquet",
+            status="results/{dataset}/status/trackverse/{shard}.parquet",
+        log:
+            "results/{dataset}/logs/trackverse/{shard}.log",
+        wildcard_constraints:
+            dataset=datasets_matching(lambda d: trackverse_env(d) == _env_name),
+        group:
+            "shard_tracks"
+        conda:
+            _env
+        threads: stage_threads("trackverse")
+        params:
+            dataset_dir=dataset_dir,
+            settings=trackverse_settings,
+            retry=retry_flag,
+        shell:
+            "vidmine run-stage trackverse --dataset-dir {params.dataset_dir} --threads {threads}"
+            " --shard {wildcards.shard} --settings {params.settings} {params.retry} > {log} 2>&1"
 
 
 rule track_table:
@@ -90,19 +98,21 @@ rule trackverse_index:
 rule curate:
     input:
         index="results/{dataset}/trackverse/tracks_subsets/{domain}-index.jsonl.gzip",
-        tracks="results/{dataset}/tracks.parquet",
+        # their metric files (tracks_motion/, tracks_embeddings/) are the samplers' inputs
+        status=per_shard("results/{dataset}/status/trackverse/{shard}.parquet"),
     output:
         "results/{dataset}/trackverse/tracks_subsets/{domain}-{criterion}.jsonl.gzip",
     log:
         "results/{dataset}/logs/curate/{domain}-{criterion}.log",
     wildcard_constraints:
-        criterion=r"(RND-\d+|CB\d+|VB\d+|MinRed-CB\d+)",
+        criterion=CURATION_CRITERION,
     conda:
         "../envs/video.yaml"
     threads: 1
     params:
+        dataset_dir=dataset_dir,
         settings=curation_settings,
     shell:
-        "vidmine curate --index {input.index} --tracks {input.tracks}"
+        "vidmine curate --index {input.index} --dataset-dir {params.dataset_dir}"
         " --name {wildcards.domain}-{wildcards.criterion} --settings {params.settings}"
-        " --out {output} > {log} 2>&1"
+        " --out {output} {input.status} > {log} 2>&1"

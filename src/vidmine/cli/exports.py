@@ -11,6 +11,7 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -82,7 +83,9 @@ def cmd_export_trackverse(args: argparse.Namespace) -> int:
     return _run(
         "trackverse",
         args.out,
-        lambda: export_trackverse(args.dataset_dir, args.out, args.domain),
+        lambda: export_trackverse(
+            args.dataset_dir, args.out, args.domain, json.loads(args.curation)
+        ),
     )
 
 
@@ -176,11 +179,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add("vpd", "VPD pose/, videos/ and crops/ folders, one per track", cmd_export_vpd, "folder")
     p = add(
         "trackverse",
-        "TrackVerse tracks_meta/ and tracks_subsets/ of one domain",
+        "TrackVerse tracks_meta/, tracks_subsets/, tracks_motion/, tracks_embeddings/ of a domain",
         cmd_export_trackverse,
         "the folder",
     )
     p.add_argument("--domain", required=True, help="e.g. COCO")
+    p.add_argument(
+        "--curation", default="{}", help="trackverse.curation as JSON (subset file names)"
+    )
     p = add(
         "index",
         "one row per track: times, scores, split, released, provenance",

@@ -112,7 +112,7 @@ def cmd_curate(args: argparse.Namespace) -> int:
     from vidmine.stages.trackverse.gather import curate
 
     chosen, total, counts = curate(
-        args.index, args.tracks, args.name, json.loads(args.settings), args.out
+        args.index, args.dataset_dir, args.statuses, args.name, json.loads(args.settings), args.out
     )
     print(f"{args.name}: {chosen} of {total} tracks {counts}")
     return 0
@@ -247,12 +247,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("statuses", nargs="*", help="trackverse status tables of the shards")
     p.set_defaults(func=cmd_trackverse_index)
 
-    p = _parser(sub, "curate", "write one TrackVerse subset (RND-N, CBN, VBN, MinRed-CBN)")
+    p = _parser(
+        sub,
+        "curate",
+        "write one TrackVerse subset (NK-RND, CBN, VBN, MinRed-CBN, MaxQ90Motion-CBN)",
+    )
     p.add_argument("--index", required=True)
-    p.add_argument("--tracks", help="the dataset's track table (motion, embeddings)")
+    p.add_argument("--dataset-dir", required=True)
     p.add_argument("--name", required=True, help="e.g. COCO-CB300")
     p.add_argument("--settings", default="{}", help="the trackverse.curation section as JSON")
     p.add_argument("--out", required=True)
+    p.add_argument("statuses", nargs="*", help="trackverse status tables (their metric files)")
     p.set_defaults(func=cmd_curate)
 
     p = _parser(sub, "gather-crops", "gather per-shard crop and flow tables into the crop table")

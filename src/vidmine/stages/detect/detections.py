@@ -33,7 +33,9 @@ class Detections:
     """Detections in one frame, in that frame's pixels.
 
     ``keypoints`` is (N, 17, 3) COCO-17 x, y, score with NaN rows for boxes without keypoints
-    (objects); ``masks`` holds one boolean full-frame mask per box, or None where there is none.
+    (objects); ``masks`` holds one boolean full-frame mask per box, or None where there is none;
+    ``class_scores`` (N, 91) each box's class distribution over COCO category ids (0 =
+    background), NaN rows for boxes without one, or None when no box has one.
     """
 
     boxes: np.ndarray  # (N, 4) float32 x1, y1, x2, y2
@@ -41,6 +43,7 @@ class Detections:
     class_ids: np.ndarray  # (N,) int32 COCO category ids
     keypoints: np.ndarray  # (N, 17, 3) float32
     masks: list[np.ndarray | None] = field(default_factory=list)
+    class_scores: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if not self.masks:
@@ -69,6 +72,7 @@ class Detections:
             np.concatenate([p.class_ids for p in parts]).astype(np.int32),
             np.concatenate([p.keypoints for p in parts]).astype(np.float32),
             [m for p in parts for m in p.masks],
+            _concat_class_scores(parts),
         )
 
     def select(self, keep: np.ndarray) -> Detections:
@@ -79,7 +83,26 @@ class Detections:
             self.class_ids[index],
             self.keypoints[index],
             [self.masks[i] for i in index],
+            None if self.class_scores is None else self.class_scores[index],
         )
+
+
+def _concat_class_scores(parts: list[Detections]) -> np.ndarray | None:
+    """The parts' class distributions, NaN rows for a part without; None if no part has one."""
+    widths = {p.class_scores.shape[1] for p in parts if p.class_scores is not None}
+    if not widths:
+        return None
+    if len(widths) > 1:
+        raise ValueError(f"class distributions of different lengths {sorted(widths)}")
+    width = widths.pop()
+    return np.concatenate(
+        [
+            np.full((len(p), width), np.nan, np.float32)
+            if p.class_scores is None
+            else p.class_scores.astype(np.float32)
+            for p in parts
+        ]
+    )
 
 
 def no_keypoints(count: int) -> np.ndarray:

@@ -140,6 +140,7 @@ def _detected_row(obs: dict[str, Any], clip_id: str, track_id: int, fps: float) 
     class_id = int(dets.class_ids[i])
     keypoints = dets.keypoints[i]
     mask = dets.masks[i]
+    class_scores = None if dets.class_scores is None else dets.class_scores[i]
     return {
         "clip_id": clip_id,
         "frame": obs["frame"],
@@ -155,13 +156,16 @@ def _detected_row(obs: dict[str, Any], clip_id: str, track_id: int, fps: float) 
         "keypoints": None if np.isnan(keypoints).all() else keypoints.reshape(-1).tolist(),
         "interpolated": False,
         "mask_png": None if mask is None else encode_mask(mask, dets.boxes[i]),
+        "class_scores": (
+            None if class_scores is None or np.isnan(class_scores).all() else class_scores.tolist()
+        ),
     }
 
 
 def _interpolate(a: dict, b: dict, frame: int) -> dict:
     """A row between two detected rows of a track, linear in box and keypoints."""
     w = (frame - a["frame"]) / (b["frame"] - a["frame"])
-    row = dict(a, frame=frame, interpolated=True, score=0.0, mask_png=None)
+    row = dict(a, frame=frame, interpolated=True, score=0.0, mask_png=None, class_scores=None)
     row["time"] = a["time"] + w * (b["time"] - a["time"])
     for key in ("x1", "y1", "x2", "y2"):
         row[key] = (1 - w) * a[key] + w * b[key]

@@ -5,6 +5,11 @@ cache, a checksum (the 8 hex digits in torchvision's file names are a SHA-256 pr
 one-line error that says how to get the file. ``weights: none`` builds the same networks with
 random weights: the code path runs end to end (the tests do that; no weights can be downloaded on
 the development machines), but the detections mean nothing.
+
+The box detector's boxes also carry their class distribution (``record_class_scores``): the
+softmax over the 91 COCO ids of the proposal each box came from, which torchvision computes and
+drops (TrackVerse keeps DETIC's as a track's top-10 classes). Keypoint R-CNN's persons have none
+(its two classes are person and background).
 """
 
 from __future__ import annotations
@@ -46,6 +51,41 @@ def _load_state(weights: str | None, default_url: str, sha256: str | None) -> di
     except WeightsError as exc:
         raise BackendUnavailable(f"detect backend 'torchvision': {exc}") from exc
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def record_class_scores(model) -> None:
+    """Make ``model.roi_heads`` keep, per image of its last forward pass, the class
+    distribution of each returned box (``roi_heads.class_scores``: (N, num_classes) tensors).
+
+    torchvision's ``RoIHeads.postprocess_detections`` computes the softmax of every proposal,
+    splits each proposal into one candidate per class and returns the survivors' boxes, scores
+    and labels only. Rather than re-implementing it, its result is kept as is and each returned
+    box is matched to the proposal it came from: the same decode, clip and softmax give that
+    candidate's box and score bit for bit.
+    """
+    import torch.nn.functional as F
+    from torchvision.ops import boxes as box_ops
+
+    heads = model.roi_heads
+    original = heads.postprocess_detections
+
+    def postprocess(class_logits, box_regression, proposals, image_shapes):
+        boxes, scores, labels = original(class_logits, box_regression, proposals, image_shapes)
+        per_image = [len(p) for p in proposals]
+        candidates = heads.box_coder.decode(box_regression, proposals).split(per_image)
+        probabilities = F.softmax(class_logits, -1).split(per_image)
+        heads.class_scores = []
+        for kept, kept_scores, kept_labels, boxes_, probs, shape in zip(
+            boxes, scores, labels, candidates, probabilities, image_shapes, strict=True
+        ):
+            clipped = box_ops.clip_boxes_to_image(boxes_, shape)[:, kept_labels]  # (P, N, 4)
+            same = (clipped == kept[None]).all(-1) & (probs[:, kept_labels] == kept_scores[None])
+            found = probs[same.int().argmax(0)]
+            found[~same.any(0)] = float("nan")  # not expected: same computation, same bits
+            heads.class_scores.append(found)
+        return boxes, scores, labels
+
+    heads.postprocess_detections = postprocess
 
 
 def build_model(name: str, weights: str | None, sha256: str | None = None):
@@ -94,6 +134,7 @@ class TorchvisionDetector:
                 options.get("object_weights", "official"),
                 options.get("object_sha256"),
             ).to(self.device)
+            record_class_scores(self.objects)
         self.half = bool(options.get("half", False)) and self.device.startswith("cuda")
 
     def describe(self) -> dict[str, Any]:
@@ -121,7 +162,10 @@ class TorchvisionDetector:
         for i in range(len(frames)):
             parts = [people_to_detections(_numpy(people[i]), self.score_threshold)]
             if objects is not None:
-                parts.append(objects_to_detections(_numpy(objects[i]), self.score_threshold))
+                distribution = self.objects.roi_heads.class_scores[i].float().cpu().numpy()
+                parts.append(
+                    objects_to_detections(_numpy(objects[i]), self.score_threshold, distribution)
+                )
             out.append(Detections.concat(parts))
         return out
 
@@ -145,14 +189,18 @@ def people_to_detections(output: dict[str, np.ndarray], threshold: float) -> Det
     )
 
 
-def objects_to_detections(output: dict[str, np.ndarray], threshold: float) -> Detections:
-    """Box-detector output, people left out (keypoint R-CNN gives those, with keypoints)."""
+def objects_to_detections(
+    output: dict[str, np.ndarray], threshold: float, class_scores: np.ndarray | None = None
+) -> Detections:
+    """Box-detector output, people left out (keypoint R-CNN gives those, with keypoints);
+    ``class_scores`` (N, 91): each box's class distribution (``record_class_scores``)."""
     keep = (output["scores"] >= threshold) & (output["labels"] != PERSON_CLASS_ID)
     return Detections(
         output["boxes"][keep].astype(np.float32),
         output["scores"][keep].astype(np.float32),
         output["labels"][keep].astype(np.int32),
         no_keypoints(int(keep.sum())),
+        class_scores=None if class_scores is None else class_scores[keep].astype(np.float32),
     )
 
 
