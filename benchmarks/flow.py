@@ -42,8 +42,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 from vidmine.formats.track_crops import save_track_crops  # noqa: E402
 from vidmine.frames import iter_frames, open_capture, pipe_frames  # noqa: E402
+from vidmine.optical_flow import compute_track_flow, make_flow_backend  # noqa: E402
 from vidmine.stages.crops.geometry import extract_clip_crops  # noqa: E402
-from vidmine.stages.flow.backends import compute_track_flow, make_flow_backend  # noqa: E402
 
 
 def ellipse_png(width: int, height: int) -> bytes:

@@ -42,7 +42,7 @@ LAYERS = [
         "weights",
     },
     {"formats"},  # one reader/writer module per file format
-    {"registry", "runner", "upstream"},  # the stage contract
+    {"registry", "runner", "upstream", "optical_flow"},  # the stage contract, shared backends
     {"stages"},
     {"pipeline", "prefetch", "status"},
     {"exports", "imports", "lifter"},

@@ -64,9 +64,9 @@ from vidmine.imports.instavariety import import_instavariety
 from vidmine.imports.kinetics import import_kinetics, load_kinetics_lifter
 from vidmine.io import atomic_dir, write_table_atomic
 from vidmine.manifest import MANIFEST_SCHEMA
+from vidmine.optical_flow import DISBackend, compute_track_flow
 from vidmine.runner import status_table
 from vidmine.stages.crops.geometry import extract_clip_crops
-from vidmine.stages.flow.backends import DISBackend, compute_track_flow
 from vidmine.tables import CLIPS, CROP_TABLE, RELEASED, TRACK_TABLE
 from vidmine.tracks import (
     boxes_array,

@@ -289,8 +289,7 @@ def test_torchvision_box_detector_keeps_each_boxs_class_distribution(tmp_path):
         objects_to_detections,
         record_class_scores,
     )
-    from vidmine.stages.detect.detections import COCO_CATEGORIES
-    from vidmine.tracks import write_tracks
+    from vidmine.tracks import COCO_CATEGORIES, write_tracks
 
     torch.manual_seed(0)
     model = build_model("fasterrcnn_mobilenet_v3_large_fpn", "none")

@@ -12,8 +12,8 @@ from PIL import Image
 
 from vidmine.formats.track_flow import load_flow, save_flow
 from vidmine.formats.vpd import decode_flow_png, encode_flow_png
+from vidmine.optical_flow import compute_track_flow, make_flow_backend, raft_weights_source
 from vidmine.stages.crops.geometry import extract_track_crops
-from vidmine.stages.flow.backends import compute_track_flow, make_flow_backend, raft_weights_source
 from vidmine.stages.flow.report import flow_to_color
 from vidmine.weights import WeightsError, sha256_from_file_name, sha256_of
 

@@ -144,7 +144,7 @@ def test_top10_lists_have_ten_entries_the_unknown_nine_marked_no_class(layout, v
 
 def test_top10_holds_the_recorded_class_distribution():
     from vidmine.formats.trackverse import track_record
-    from vidmine.stages.detect.detections import COCO_CATEGORIES
+    from vidmine.tracks import COCO_CATEGORIES
 
     frames = rows("c", 1, range(3), (0.0, 0.0, 50.0, 50.0), class_id=3, class_name="car")
     table = pd.DataFrame(frames)
@@ -202,7 +202,7 @@ def test_box_smoothing_is_scipys_gaussian_filter():
 
 
 def test_motion_is_flow_magnitude_quantiles_per_batch_at_short_side_360():
-    from vidmine.stages.flow.backends import DISBackend
+    from vidmine.optical_flow import DISBackend
     from vidmine.stages.trackverse.metrics import motion_stats
 
     rng = np.random.default_rng(1)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vidmine.io import atomic_path, write_plain_array
+from vidmine.io import atomic_path, gzip_text_atomic, write_plain_array
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def read_lines_gzip(path: str | Path) -> list[str]:
 
 
 def write_lines_gzip(path: str | Path, lines: Iterable[str]) -> None:
-    with atomic_path(path) as tmp, gzip.open(tmp, "wt", encoding="utf-8") as handle:
+    with gzip_text_atomic(path) as handle:  # no time or name in the header: reproducible
         for line in lines:
             handle.write(line + "\n")
 

@@ -17,8 +17,8 @@ import numpy as np
 import supervision as sv
 from trackers import ByteTrackTracker
 
-from vidmine.stages.detect.detections import COCO_CATEGORIES, Detections
-from vidmine.tracks import PERSON_CLASS_ID, TRACK_COLUMNS, encode_mask_png
+from vidmine.stages.detect.detections import Detections
+from vidmine.tracks import COCO_CATEGORIES, PERSON_CLASS_ID, TRACK_COLUMNS, encode_mask_png
 
 # ByteTrack's buffer counts frames of a 30 fps video (trackers' convention).
 TRACKERS_BUFFER_FPS = 30.0

@@ -14,8 +14,8 @@ import numpy as np
 from vidmine.formats.track_crops import load_track_crops
 from vidmine.formats.track_flow import save_flow
 from vidmine.layout import DatasetLayout
+from vidmine.optical_flow import compute_track_flow, make_flow_backend
 from vidmine.runner import ItemResult, ShardStage
-from vidmine.stages.flow.backends import compute_track_flow, make_flow_backend
 
 
 class FlowStage(ShardStage):

@@ -11,7 +11,7 @@ from vidmine.weights import WeightSource, sha256_from_file_name
 def weight_sources(settings: dict[str, Any]) -> list[WeightSource]:
     if settings.get("backend") != "raft":
         return []
-    from vidmine.stages.flow.backends import raft_weights_source
+    from vidmine.optical_flow import raft_weights_source
 
     options = settings.get("raft", {})
     model = str(options.get("model", "large")).removeprefix("raft_")

@@ -7,7 +7,7 @@ in each batch (an odd last frame dropped, fewer than 2 frames: stop) consecutive
 and every 2nd pair is kept; frames are resized so the short side is 360 (the long side floored
 to a multiple of 8); the flow magnitude of all pixels of all kept pairs of the batch gives the
 quantiles (0, .1, .25, .5, .75, .9, 1): 7 float32 per batch, one 1-D array for the track. The flow
-is the configured backend of ``vidmine.stages.flow.backends``: OpenCV DIS by default (offline, on a
+is the configured backend of ``vidmine.optical_flow``: OpenCV DIS by default (offline, on a
 CPU), or torchvision ``raft_large`` with ``C_T_SKHT_V2`` weights and 12 updates, what TrackVerse
 ran (``raft_large(pretrained=True)``).
 

@@ -33,10 +33,10 @@ from vidmine.formats.trackverse import (
 from vidmine.frames import DecodeError
 from vidmine.io import write_text_atomic
 from vidmine.runner import ItemResult, ShardStage
-from vidmine.stages.detect.detections import COCO_CATEGORIES
 from vidmine.stages.trackverse.backends import make_embedding_backend
 from vidmine.stages.trackverse.clips import collect_crops, track_frames
 from vidmine.stages.trackverse.metrics import motion_stats, weighted_embedding
+from vidmine.tracks import COCO_CATEGORIES
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class TrackVerseStage(ShardStage):
         self.flow = self.embedder = None
         if settings.get("visual_metrics", False):
             # Built here, before any video: a missing package or weights stops the job at start.
-            from vidmine.stages.flow.backends import make_flow_backend
+            from vidmine.optical_flow import make_flow_backend
 
             motion = settings.get("motion", {})
             backend = motion.get("backend", "dis")

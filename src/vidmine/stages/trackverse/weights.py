@@ -15,7 +15,7 @@ def weight_sources(settings: dict[str, Any]) -> list[WeightSource]:
     sources = []
     motion = settings.get("motion", {})
     if motion.get("backend") == "raft":
-        from vidmine.stages.flow.backends import raft_weights_source
+        from vidmine.optical_flow import raft_weights_source
 
         options = motion.get("raft", {})
         model = str(options.get("model", "large")).removeprefix("raft_")

@@ -1,5 +1,8 @@
 """Optical flow between a crop and the same window one frame earlier, and VPD's flow PNGs.
 
+Shared by two stages (below them, so neither imports the other): the flow stage's per-track
+flow and the trackverse stage's motion metric.
+
 VPD (FORMATS.md 2.4) feeds its student network the forward flow ``prev crop -> crop`` (t - 1 to
 t, in crop pixels) next to the RGB crop. It computed that flow with RAFT on a GPU; vidmine keeps
 RAFT as a backend but defaults to OpenCV's DIS, which needs no weights, runs offline on a CPU
