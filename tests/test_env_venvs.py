@@ -58,9 +58,31 @@ with SnakemakeApi(OutputSettings()) as api:
         deployment_settings=DeploymentSettings(deployment_method={DeploymentMethod.CONDA}),
         snakefile=Path(sys.argv[1]),
     )
-    rules = workflow._workflow.rules
-    print(json.dumps({r.name: Path(r.conda_env).stem for r in rules if r.conda_env}))
+    from snakemake.iocontainers import Wildcards
+    wf = workflow._workflow
+    envs = {}
+    for r in wf.rules:
+        if not r.conda_env:
+            continue
+        if not callable(r.conda_env):
+            envs[r.name] = Path(r.conda_env).stem
+            continue
+        # an env chosen per job (the export folders: HMMR with phis runs on torch)
+        for dataset in wf.config["datasets"]:
+            for kind in wf.globals["EXPORT_FOLDERS"]:
+                chosen = r.conda_env(Wildcards(fromdict={"dataset": dataset, "kind": kind}))
+                envs[f"{r.name}/{dataset}/{kind}"] = Path(chosen).stem
+    print(json.dumps(envs))
 """
+
+
+def env_of(job: Job, rule_env: dict[str, str]) -> str | None:
+    """The env a job runs in: its rule's, or, for a rule that picks one per job, the one for
+    the job's dataset and export kind (its output ``results/<dataset>/export/<kind>``)."""
+    if job.rule in rule_env:
+        return rule_env[job.rule]
+    parts = Path(job.outputs[0]).parts if job.outputs else ()
+    return rule_env.get(f"{job.rule}/{parts[1]}/{parts[-1]}") if len(parts) > 2 else None
 
 
 def pip_lines(path: Path) -> list[str]:
@@ -136,8 +158,8 @@ def env_vars(venv: Path | None) -> dict[str, str]:
 def write_config(workdir: Path) -> Path:
     """The demo (filter, blur, audit, BlazePose, DIS flow, exports, lifter) plus one carphone
     dataset per other backend: HOG + BlazePose with Farneback flow; the trained cartoon
-    scorer and RAFT flow (torch env); torchvision's keypoint R-CNN (random weights: no network,
-    so it finds nobody, but it runs on every sampled frame)."""
+    scorer, RAFT flow and HMMR's phis (torch env); torchvision's keypoint R-CNN (random
+    weights: no network, so it finds nobody, but it runs on every sampled frame)."""
     import torch
     import torch.nn as nn
     from torchvision.models import resnet18
@@ -153,6 +175,10 @@ def write_config(workdir: Path) -> Path:
         model.fc.weight.zero_()
         model.fc.bias.copy_(torch.tensor([-10.0, 10.0]))
     torch.save(model.state_dict(), workdir / "cartoon_real.pth")
+    from vidmine.exports.hmr_encoder import ResNetV2
+
+    torch.manual_seed(0)
+    torch.save(ResNetV2().state_dict(), workdir / "hmr_random.pt")  # resnet_v2_50's shapes
     tracking = {"tracking": {"min_track_seconds": 1.0}}
     config["datasets"].update(
         hog={**small, "detect": {"backend": "hog_blazepose", "detect_fps": 5, **tracking},
@@ -162,6 +188,11 @@ def write_config(workdir: Path) -> Path:
             "filter": {"cartoon": {"backend": "resnet18", "weights": "cartoon_real.pth"}},
             "detect": {"backend": "mediapipe", **tracking},
             "flow": {"backend": "raft", "raft": {"model": "small", "weights": None, "iters": 2}},
+            # HMMR's train records with image/phis: HMR's encoder (random weights) on torch
+            "hmmr": {
+                "precomputed_phi": True,
+                "phis": {"weights": "hmr_random.pt", "device": "cpu"},
+            },
         },
         torch_detect={
             **small,
@@ -249,12 +280,13 @@ def test_every_rule_runs_in_the_env_it_names(envs, tmp_path):
     first = snakemake(tmp_path, "all")
     assert first.returncode == 0, first.stderr[-4000:]
     jobs = jobs_run(first.stderr)
-    not_run = set(rule_env) - {job.rule for job in jobs} - set(NOT_RUNNABLE_HERE)
+    ran = {job.rule for job in jobs}
+    not_run = {name.split("/")[0] for name in rule_env} - ran - set(NOT_RUNNABLE_HERE)
     assert not not_run, f"the test's datasets leave rules out: {sorted(not_run)}"
     for env_name, venv in envs.items():
         for journal in (tmp_path / "results").glob("*/status/**/*.journal.jsonl"):
             journal.unlink()  # so each shard job processes its items again, in this env
-        for job in (job for job in jobs if rule_env.get(job.rule) == env_name):
+        for job in (job for job in jobs if env_of(job, rule_env) == env_name):
             done = run_in_env(job, tmp_path, venv)
             where = f"{env_name} env, rule {job.rule}: {job.command}"
             assert done.returncode == 0, f"{where}\n{done.stderr[-2000:]}{log_tail(job, tmp_path)}"
