@@ -129,13 +129,10 @@ def raft_weights_source(model: str, weights: str | None) -> str | None:
         return None
     from torchvision.models.optical_flow import Raft_Large_Weights, Raft_Small_Weights
 
+    from vidmine.weights import torchvision_weights_url
+
     enum = Raft_Large_Weights if model == "large" else Raft_Small_Weights
-    name = str(weights).removeprefix(f"{enum.__name__}.")
-    if name == "DEFAULT":
-        return enum.DEFAULT.url
-    if name in enum.__members__:
-        return enum[name].url
-    return str(weights)
+    return torchvision_weights_url(enum, weights)
 
 
 class RAFTBackend:

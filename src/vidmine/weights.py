@@ -56,6 +56,17 @@ class WeightSource:
         return Path(self.source).expanduser()
 
 
+def torchvision_weights_url(enum: Any, weights: str) -> str:
+    """A torchvision weights name of ``enum`` (``DEFAULT``, ``IMAGENET1K_V1``, optionally
+    prefixed ``<Enum>.``) as its official URL; any other string (a path or URL) unchanged."""
+    name = str(weights).removeprefix(f"{enum.__name__}.")
+    if name == "DEFAULT":
+        return enum.DEFAULT.url
+    if name in enum.__members__:
+        return enum[name].url
+    return str(weights)
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("VIDMINE_CACHE", Path.home() / ".cache" / "vidmine")) / "weights"
 

@@ -57,13 +57,9 @@ def torchvision_weights_source(model: str, weights: str | None) -> str | None:
         return None
     from torchvision.models import get_model_weights
 
-    enum = get_model_weights(model)
-    name = str(weights).removeprefix(f"{enum.__name__}.")
-    if name == "DEFAULT":
-        return enum.DEFAULT.url
-    if name in enum.__members__:
-        return enum[name].url
-    return str(weights)
+    from vidmine.weights import torchvision_weights_url
+
+    return torchvision_weights_url(get_model_weights(model), weights)
 
 
 class TorchvisionBackend:
