@@ -158,8 +158,9 @@ def env_vars(venv: Path | None) -> dict[str, str]:
 def write_config(workdir: Path) -> Path:
     """The demo (filter, blur, audit, BlazePose, DIS flow, exports, lifter) plus one carphone
     dataset per other backend: HOG + BlazePose with Farneback flow; the trained cartoon
-    scorer, RAFT flow and HMMR's phis (torch env); torchvision's keypoint R-CNN (random
-    weights: no network, so it finds nobody, but it runs on every sampled frame)."""
+    scorer, RAFT flow, TrackVerse's RAFT motion and ResNet embeddings and HMMR's phis (torch
+    env); torchvision's keypoint R-CNN (random weights: no network, so it finds nobody, but it
+    runs on every sampled frame)."""
     import torch
     import torch.nn as nn
     from torchvision.models import resnet18
@@ -188,6 +189,15 @@ def write_config(workdir: Path) -> Path:
             "filter": {"cartoon": {"backend": "resnet18", "weights": "cartoon_real.pth"}},
             "detect": {"backend": "mediapipe", **tracking},
             "flow": {"backend": "raft", "raft": {"model": "small", "weights": None, "iters": 2}},
+            # TrackVerse's metrics as TrackVerse ran them, in the torch env: RAFT motion and
+            # ResNet embeddings (random weights)
+            "trackverse": {
+                **small["trackverse"],
+                "motion": {"backend": "raft",
+                           "raft": {"model": "small", "weights": None, "iters": 2}},
+                "embeddings": {"backend": "torchvision",
+                               "torchvision": {"model": "resnet18", "weights": None}},
+            },
             # HMMR's train records with image/phis: HMR's encoder (random weights) on torch
             "hmmr": {
                 "precomputed_phi": True,

@@ -166,6 +166,16 @@ def test_top10_holds_the_recorded_class_distribution():
     assert record["fn"].startswith("vi/vidX-car-")
 
 
+def test_meta_files_carry_no_write_time_so_reruns_are_byte_identical(tmp_path, monkeypatch):
+    """gzip writes the clock into each member's header unless told not to."""
+    segments = [[{"track_id": 0}], [{"track_id": 1}]]
+    write_meta(tmp_path / "a.jsonl.gzip", segments)
+    monkeypatch.setattr("time.time", lambda: 2_000_000_000.0)  # another moment
+    write_meta(tmp_path / "b.jsonl.gzip", segments)
+    assert (tmp_path / "a.jsonl.gzip").read_bytes() == (tmp_path / "b.jsonl.gzip").read_bytes()
+    assert read_jsonl_gzip(tmp_path / "b.jsonl.gzip") == [{"track_id": 0}, {"track_id": 1}]
+
+
 # --- visual metrics -----------------------------------------------------------------------
 
 

@@ -173,7 +173,7 @@ def write_meta(path: Path, segments: list[list[dict[str, Any]]]) -> None:
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         for records in segments:
             text = "".join(json.dumps(r) + "\n" for r in records)
-            handle.write(gzip.compress(text.encode()))
+            handle.write(gzip.compress(text.encode(), mtime=0))  # no time: reproducible
 
 
 def read_jsonl_gzip(path: str | Path) -> list[dict[str, Any]]:
