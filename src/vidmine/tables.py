@@ -135,17 +135,20 @@ SCORES = Table("scores", "a clip the filter scored", pa.schema([
 ]))  # fmt: skip
 FACES = Table("faces", "a frame of a blurred clip", pa.schema([
     ("frame", pa.int64()),
-    ("n_faces", pa.int64()),
+    ("n_faces", pa.int64()),  # the frame's own detections
+    ("n_carried", pa.int64()),  # boxes carried from neighbouring frames (blur.carry_frames)
     ("max_score", pa.float64()),
-    ("boxes", pa.list_(pa.list_(pa.float64()))),  # x1, y1, x2, y2, score per face
+    ("boxes", pa.list_(pa.list_(pa.float64()))),  # x1, y1, x2, y2, score per masked box
     ("clip_id", TEXT),
 ]))  # fmt: skip
 AUDIT = Table("audit", "a blurred clip the audit scanned", pa.schema([
     ("clip_id", TEXT),
     ("residual_frames", pa.int64()),
     ("max_residual_score", pa.float64()),
+    ("found_by", TEXT),  # auditor:frames pairs of the first scan, most frames first
     ("action", TEXT),  # clean / reblurred / dropped
     ("residual_frames_after", pa.int64()),
+    ("found_by_after", TEXT),  # the same, for the last re-audit
 ]))  # fmt: skip
 _TRACK_FIELDS = [
     ("clip_id", TEXT),

