@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from functools import cached_property
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,16 @@ class OpenVinoNet:
         return self.compiled[shape]
 
 
+@cache
+def shared_openvino_net() -> OpenVinoNet:
+    """The process's one OpenVINO CenterFace model, shared by every blurrer and never freed.
+
+    Freeing OpenVINO's core, compiled models and infer requests at whatever point the garbage
+    collector picks crashed the interpreter (a segfault in an unrelated test once several
+    blurrers had come and gone); one per process also compiles each input shape once."""
+    return OpenVinoNet()
+
+
 class FaceBlurrer:
     """CenterFace networks (one per detection size), reused for every clip of a shard."""
 
@@ -98,10 +108,10 @@ class FaceBlurrer:
             self.networks[shape] = network
         return self.networks[shape]
 
-    @cached_property
+    @property
     def openvino(self) -> OpenVinoNet:
         """One OpenVINO model for every detection size (it compiles one per input shape)."""
-        return OpenVinoNet()
+        return shared_openvino_net()
 
     def detect(self, frame: np.ndarray, threshold: float) -> np.ndarray:
         """Face boxes (N, 5: x1, y1, x2, y2, score) in a BGR frame."""

@@ -22,8 +22,10 @@ scikit-image's LBP frontal-face cascade ran at 330 ms per 640x272 frame and fire
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -100,6 +102,14 @@ AUDITORS: dict[str, Callable[[str, dict[str, Any]], Auditor]] = {
 }
 
 
+@cache
+def shared_auditor(name: str, settings_json: str) -> Auditor:
+    """One auditor per name and settings in a process: every audit stage built in it reuses
+    the MediaPipe graphs and MTCNN networks instead of building them again, and none is freed
+    at an arbitrary point by the garbage collector (as OpenVINO's were: ``faces``)."""
+    return AUDITORS[name](name, json.loads(settings_json))
+
+
 @dataclass
 class AuditScan:
     """What an ensemble found in one clip: residual boxes per frame, and which auditor found a
@@ -126,7 +136,7 @@ class AuditEnsemble:
 
     def __init__(self, detectors: dict[str, dict[str, Any]]):
         self.auditors = [
-            AUDITORS[name](name, settings)
+            shared_auditor(name, json.dumps(settings, sort_keys=True))
             for name, settings in detectors.items()
             if settings.get("enabled", True)
         ]
