@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 from privacy_faces import LabelledImage, drawn_images, lfw_mosaic, match, merged, size_tier
 
@@ -119,6 +120,27 @@ def test_recall_of_the_blur_and_the_audit_on_labelled_real_faces(labelled, detec
     print(f"\nthe blur misses {blur_missed} labelled faces, the audit finds {caught} of them;"
           f" the audit misses {audit_missed} faces the blur finds")  # fmt: skip
     draw_misses(labelled, detections["blur (CenterFace)"])
+
+
+def test_the_reports_recall_figures_are_the_measured_ones(table):
+    """report/audit.html shows ``stages/audit/measured_recall.csv``; it must be what this test
+    measures (the failure prints the file's new content)."""
+    from vidmine.stages.audit.report import MEASURED_RECALL, read_measured_recall
+
+    rows = [
+        {"part": part, "detector": name, "faces": row["faces"],
+         "recall": round(row["recall"], 3), "precision": round(row["precision"], 3)}
+        for part, detectors in table.items()
+        for name, row in detectors.items()
+    ]  # fmt: skip
+    measured = pd.DataFrame(rows)
+    committed = read_measured_recall()
+    text = measured.to_csv(index=False, lineterminator="\n")
+    stale = f"{MEASURED_RECALL.name} is stale; its content now:\n{text}"
+    assert committed[["part", "detector", "faces"]].equals(measured[["part", "detector", "faces"]])
+    # within two faces of 147: OpenCV's DNN and OpenVINO may round differently on other CPUs
+    for column in ("recall", "precision"):
+        assert np.allclose(committed[column], measured[column], atol=0.015), stale
 
 
 @pytest.mark.xfail(
