@@ -12,7 +12,15 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from privacy_faces import LabelledImage, drawn_images, lfw_mosaic, match, merged, size_tier
+from privacy_faces import (
+    LabelledImage,
+    Matched,
+    drawn_images,
+    lfw_mosaic,
+    match,
+    merged,
+    size_tier,
+)
 
 from vidmine.config import validate_config
 from vidmine.faces import FaceBlurrer
@@ -33,7 +41,7 @@ def labelled(tmp_path_factory) -> list[LabelledImage]:
 @pytest.fixture(scope="module")
 def detections(labelled) -> dict[str, list[np.ndarray]]:
     """Detector name -> boxes per labelled image: the blur's CenterFace as the blur runs it
-    (threshold, detection size 640) and at full resolution, each auditor, and the ensemble
+    (threshold, ``detect_max_side``) and at full resolution, each auditor, and the ensemble
     (their union, each face counted once)."""
     settings = default_settings()
     threshold = settings["blur"]["threshold"]
@@ -54,12 +62,20 @@ def detections(labelled) -> dict[str, list[np.ndarray]]:
     return found
 
 
-def scores(labelled, boxes, keep=lambda image: True) -> dict:
+@pytest.fixture(scope="module")
+def matches(labelled, detections) -> dict[str, list[Matched]]:
+    """Detector name -> its match against the labels, per labelled image."""
+    return {
+        name: [match(image, boxes) for image, boxes in zip(labelled, found, strict=True)]
+        for name, found in detections.items()
+    }
+
+
+def scores(labelled, matched, keep=lambda image: True) -> dict:
     hits, tiers, views, false = [], [], [], 0
-    for image, found in zip(labelled, boxes, strict=True):
+    for image, result in zip(labelled, matched, strict=True):
         if not keep(image):
             continue
-        result = match(image, found)
         hits.append(result.hit)
         tiers.append(size_tier(image.faces))
         views += image.views
@@ -91,16 +107,16 @@ PARTS = {
 
 
 @pytest.fixture(scope="module")
-def table(labelled, detections) -> dict[str, dict[str, dict]]:
+def table(labelled, matches) -> dict[str, dict[str, dict]]:
     """Part -> detector -> scores; printed."""
     table = {}
     for part, keep in PARTS.items():
-        table[part] = {name: scores(labelled, found, keep) for name, found in detections.items()}
+        table[part] = {name: scores(labelled, matched, keep) for name, matched in matches.items()}
         print_table(f"{part}: recall (IoU >= 0.3), hits per tier, precision", table[part])
     return table
 
 
-def test_recall_of_the_blur_and_the_audit_on_labelled_real_faces(labelled, detections, table):
+def test_recall_of_the_blur_and_the_audit_on_labelled_real_faces(labelled, matches, table):
     """Floors a little under what was measured (README's privacy section has the table), and
     what the pipeline releases: a face is hidden if the blur or the audit's re-blur finds it."""
     drawn = sum(len(i.faces) for i in labelled if i.source != "lfw mosaic")
@@ -110,16 +126,14 @@ def test_recall_of_the_blur_and_the_audit_on_labelled_real_faces(labelled, detec
     assert everything["audit ensemble"]["recall"] >= 0.92  # measured 0.939
     assert everything["audit ensemble"]["precision"] >= 0.97  # measured 0.996
     blur_missed = caught = audit_missed = 0
-    for image, blur, audit in zip(
-        labelled, detections["blur (CenterFace)"], detections["audit ensemble"], strict=True
-    ):
-        by_blur, by_audit = match(image, blur).hit, match(image, audit).hit
+    for blur, audit in zip(matches["blur (CenterFace)"], matches["audit ensemble"], strict=True):
+        by_blur, by_audit = blur.hit, audit.hit
         blur_missed += int((~by_blur).sum())
         caught += int((~by_blur & by_audit).sum())
         audit_missed += int((by_blur & ~by_audit).sum())
     print(f"\nthe blur misses {blur_missed} labelled faces, the audit finds {caught} of them;"
           f" the audit misses {audit_missed} faces the blur finds")  # fmt: skip
-    draw_misses(labelled, detections["blur (CenterFace)"])
+    draw_misses(labelled, matches["blur (CenterFace)"])
 
 
 def test_the_reports_recall_figures_are_the_measured_ones(table):
@@ -153,14 +167,13 @@ def test_the_audit_ensemble_finds_every_face_the_blur_finds(table):
         assert rows["audit ensemble"]["recall"] >= rows["blur (CenterFace)"]["recall"], part
 
 
-def draw_misses(labelled: list[LabelledImage], found: list[np.ndarray]) -> None:
+def draw_misses(labelled: list[LabelledImage], matched: list[Matched]) -> None:
     """Each face the blur's detector missed, outlined in red on its image."""
     if not os.environ.get("VIDMINE_RECALL_DRAW"):
         return
     folder = Path(os.environ["VIDMINE_RECALL_DRAW"])
     folder.mkdir(parents=True, exist_ok=True)
-    for index, (image, boxes) in enumerate(zip(labelled, found, strict=True)):
-        result = match(image, boxes)
+    for index, (image, result) in enumerate(zip(labelled, matched, strict=True)):
         if result.hit.all():
             continue
         canvas = image.image.copy()

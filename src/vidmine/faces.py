@@ -231,10 +231,9 @@ class CarryOver:
         return index, frame, own, np.concatenate(carried) if carried else own[:0]
 
 
-def face_row(frame: int, boxes: np.ndarray, carried: np.ndarray | None = None) -> dict[str, Any]:
+def face_row(frame: int, boxes: np.ndarray, carried: np.ndarray) -> dict[str, Any]:
     """A faces-table row: the frame's own detections (``n_faces``, ``max_score``) and every box
     masked in it (``boxes``: its own, then those carried from neighbouring frames)."""
-    carried = boxes[:0] if carried is None else carried
     masked = np.concatenate([boxes, carried])
     return {
         "frame": frame,

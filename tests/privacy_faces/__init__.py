@@ -26,7 +26,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from real_footage import media_path
+from real_footage import greedy_matches, media_path
+
+from vidmine.stages.detect.backends.hog import box_iou
 
 HERE = Path(__file__).resolve().parent
 SMALL, LARGE = 32, 96  # face height tiers in pixels: small < 32 <= medium <= 96 < large
@@ -122,12 +124,6 @@ def intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip(width, 0, None) * np.clip(height, 0, None)
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(N, M) IoU of two box arrays."""
-    inter = intersection(a, b)
-    return inter / np.maximum(area(a[:, None, :4]) + area(b[None, :, :4]) - inter, 1e-9)
-
-
 @dataclass
 class Matched:
     """One detector on one image: which labelled faces it found, and its false detections."""
@@ -146,26 +142,13 @@ def match(image: LabelledImage, found: np.ndarray) -> Matched:
     found = found.reshape(-1, found.shape[-1] if found.size else 5)[:, :4]
     hit = np.zeros(len(image.faces), bool)
     free = np.ones(len(found), bool)
-    if len(found) and len(image.faces):
-        overlap = box_iou(image.faces, found)
-        while overlap.size and overlap.max() >= MIN_IOU:
-            i, j = divmod(int(overlap.argmax()), overlap.shape[1])
-            hit[i], free[j] = True, False
-            overlap[i, :], overlap[:, j] = 0, 0
+    for i, j in greedy_matches(image.faces, found, MIN_IOU):
+        hit[i], free[j] = True, False
     leftover = found[free]
     if len(leftover) and len(image.ignore):
-        # inside or overlapping an ignore box: covered by more than half of its own area
-        a, b = leftover[:, None, :], image.ignore[None, :, :]
-        width = np.clip(
-            np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None
-        )
-        height = np.clip(
-            np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None
-        )
-        own = np.maximum(
-            (leftover[:, 2] - leftover[:, 0]) * (leftover[:, 3] - leftover[:, 1]), 1e-9
-        )
-        leftover = leftover[((width * height).max(axis=1) / own) <= 0.5]
+        # over an ignore box: more than half of the detection's own area lies inside one
+        covered = intersection(leftover, image.ignore).max(axis=1)
+        leftover = leftover[covered / np.maximum(area(leftover), 1e-9) <= 0.5]
     return Matched(hit, int(len(leftover)))
 
 

@@ -120,18 +120,26 @@ def read_video_frames(path: Path, indices: set[int]) -> dict[int, np.ndarray]:
     return frames
 
 
-def match_boxes(truth: np.ndarray, found: np.ndarray, min_iou: float = 0.5) -> int:
-    """Greedy one-to-one matches at IoU >= ``min_iou`` (the PASCAL rule): the true positives."""
+def greedy_matches(
+    truth: np.ndarray, found: np.ndarray, min_iou: float = 0.5
+) -> list[tuple[int, int]]:
+    """(truth, found) index pairs matched one to one, best overlap first, at IoU >= ``min_iou``
+    (the PASCAL rule at 0.5)."""
     from vidmine.stages.detect.backends.hog import box_iou
 
     if len(truth) == 0 or len(found) == 0:
-        return 0
-    overlap, matched = box_iou(truth, found), 0
+        return []
+    overlap, pairs = box_iou(truth, found), []
     while overlap.size and overlap.max() >= min_iou:
         i, j = divmod(int(overlap.argmax()), overlap.shape[1])
         overlap[i, :], overlap[:, j] = 0, 0
-        matched += 1
-    return matched
+        pairs.append((i, j))
+    return pairs
+
+
+def match_boxes(truth: np.ndarray, found: np.ndarray, min_iou: float = 0.5) -> int:
+    """The true positives of ``greedy_matches``."""
+    return len(greedy_matches(truth, found, min_iou))
 
 
 def person_box_scores(detect, split: str, cache: Path, min_height: float = 60) -> dict:

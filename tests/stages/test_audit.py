@@ -4,7 +4,6 @@ photographs: release, re-blur, drop, and which auditor found what."""
 import itertools
 
 import cv2
-import numpy as np
 import pytest
 
 from conftest import clip_item, dataset_settings
@@ -12,6 +11,7 @@ from vidmine.frames import VideoWriter, iter_frames, read_frames_at
 from vidmine.stages.audit.backends import AuditEnsemble
 from vidmine.stages.audit.stage import AuditStage
 from vidmine.stages.blur.stage import BlurStage
+from vidmine.stages.detect.backends.hog import box_iou
 
 
 def audit_item(layout, demo_videos, blurred):
@@ -78,14 +78,7 @@ def test_each_auditor_finds_the_face_in_real_photographs_where_the_others_do(aud
         assert all(len(boxes) == 1 for boxes in found.values()), (name, found)
         boxes = [b[0] for b in found.values()]
         for first, second in itertools.combinations(boxes, 2):
-            assert box_iou(first, second) > 0.3, (name, found)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    width = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    height = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - width * height
-    return width * height / union
+            assert box_iou(first[None, :4], second[None, :4])[0, 0] > 0.3, (name, found)
 
 
 def test_a_face_the_blur_left_on_one_frame_is_found_and_named(layout, demo_videos, tmp_path):
