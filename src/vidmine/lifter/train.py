@@ -35,7 +35,7 @@ from vidmine.lifter.checkpoint import (
     load_checkpoint,
     run_py_entries,
 )
-from vidmine.lifter.config import DataConfig, TrainConfig
+from vidmine.lifter.config import DataConfig, TrainConfig, subject_split
 from vidmine.lifter.data import PoseDataset
 from vidmine.lifter.evaluate import evaluate
 from vidmine.lifter.generators import Batch, ChunkSampler
@@ -157,14 +157,15 @@ class Trainer:
         pad, shift = (model.receptive_field() - 1) // 2, model.total_causal_shift()
         kw = dict(pad=pad, causal_shift=shift, device=self.device)
         layout = self.dataset.input_layout
-        train = self.dataset.select(self.data_cfg.subjects_train)
+        split = subject_split(self.data_cfg)
+        train = self.dataset.select(split["train"])
         self.sampler = ChunkSampler(train, layout, augment=self.cfg.augment, **kw)
-        self.test_seqs = self.dataset.select(self.data_cfg.subjects_test)
+        self.test_seqs = self.dataset.select(split["test"])
         self.unlabeled = None
         if self.cfg.semi_supervised:
-            if not self.data_cfg.subjects_unlabeled:
+            if not split["unlabeled"]:
                 raise ValueError("semi-supervised training needs subjects_unlabeled")
-            seqs = self.dataset.select(self.data_cfg.subjects_unlabeled)
+            seqs = self.dataset.select(split["unlabeled"])
             self.unlabeled = ChunkSampler(seqs, layout, augment=self.cfg.augment, **kw)
             self.pairs = tuple(torch.from_numpy(p) for p in reprojection_pairs(layout.name))
 
