@@ -82,11 +82,13 @@ def test_lift_command_writes_tracks_and_gif(model_path, tmp_path):
     assert cli.main([*argv, "--render", "1", "--fps", "10", "--device", "cpu"]) == 0
     lifted = np.load(out_dir / "clip.mp4.npz")
     assert lifted["poses_3d"].shape == (40, 17, 3) and np.isfinite(lifted["poses_3d"]).all()
-    assert int(lifted["width"]) == 1280
-    # tracks are handled in name order, so only the first one ("b/track 2") is rendered
-    assert (out_dir / "b_track_2.npz").exists() and not (out_dir / "clip.mp4.gif").exists()
-    with Image.open(out_dir / "b_track_2.gif") as gif:
-        assert gif.n_frames == 30
+    assert int(lifted["width"]) == 1280 and lifted["segments"].tolist() == [[0, 40]]
+    assert lifted["confidence"].shape == (40,) and np.all(lifted["confidence"] == 1)
+    assert np.isfinite(lifted["flip_disagreement_m"]).all()
+    # the longest track is rendered first, so only "clip.mp4" (40 frames) gets a GIF
+    assert (out_dir / "b_track_2.npz").exists() and not (out_dir / "b_track_2.gif").exists()
+    with Image.open(out_dir / "clip.mp4.gif") as gif:
+        assert gif.n_frames == 40
 
 
 def _lifter(layout: str) -> LoadedLifter:
@@ -108,7 +110,7 @@ def test_render_subsamples_long_tracks(tmp_path):
     kp, truth, _ = synthetic_track("Jump", frames=50, seed=4)
     path = render_lift_gif(kp, truth, 1280, 720, tmp_path / "x.gif", max_frames=12, size=2)
     with Image.open(path) as gif:
-        assert gif.n_frames == 12 and gif.size == (320, 160)
+        assert gif.n_frames == 12 and gif.size == (352, 160)
 
 
 def test_safe_name():

@@ -47,6 +47,17 @@ def test_default_backends_load_no_weights():
     assert weight_sources(config["datasets"]["d"]) == []
 
 
+def test_a_published_lift_model_is_listed_only_when_the_lifter_lifts_with_it():
+    def listed(lifter):
+        datasets = {"d": {"source": {"type": "demo"}, "lifter": lifter}}
+        return weight_sources(validate_config({"datasets": datasets})["datasets"]["d"])
+
+    [source] = listed({"enabled": True, "lift_model": "videopose3d_coco"})
+    assert source.source.endswith("/video-pose-3d/pretrained_h36m_detectron_coco.bin")
+    assert listed({"enabled": True}) == []  # the dataset's own model
+    assert listed({"enabled": False, "lift_model": "videopose3d_coco"}) == []
+
+
 def test_official_detect_and_flow_weights_are_listed_with_their_checksums():
     datasets = {
         "d": {

@@ -241,6 +241,8 @@ def test_demo_trains_and_evaluates_the_lifter(demo_run):
 
     with np.load(lifted[0]) as data:
         assert data["poses_3d"].shape == (33, 17, 3) and np.isfinite(data["poses_3d"]).all()
+        assert data["segments"].tolist() == [[0, 33]] and data["confidence"].shape == (33,)
+        assert 0 < data["confidence"].min() <= data["confidence"].max() <= 1
     assert (demo_run / "results" / "demo" / "report" / "lifted_track.gif").stat().st_size > 0
 
 
@@ -419,6 +421,29 @@ def test_lifter_rules_declare_the_human36m_files_they_read(tmp_path):
     out = run.stdout + run.stderr
     assert "MissingInputException" in out and "data_3d_h36m.npz" in out
     assert "data_2d_h36m_cpn_ft_h36m_dbb.npz" in out and "cams.json" in out
+
+
+@pytest.mark.slow
+def test_lift_tracks_lifts_with_the_configured_model(demo_run, tmp_path):
+    """A published model: lift_tracks runs without training or evaluating; a checkpoint path:
+    declared as the rule's input, so a missing file stops the plan naming it."""
+    import yaml
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    lifter = config["datasets"]["demo"]["lifter"]
+    target = ["-n", "-p", "results/demo/lifter/lifted", "--forcerun", "lift_tracks"]
+    for spec in ("videopose3d_coco", str(tmp_path / "epoch_80.bin")):
+        lifter["lift_model"] = spec
+        path = tmp_path / "lift.yaml"
+        path.write_text(yaml.safe_dump(config))
+        run = snakemake(demo_run, *target, "--configfile", str(path), check=False)
+        out = run.stdout + run.stderr
+        if spec == "videopose3d_coco":
+            assert run.returncode == 0, out[-2000:]
+            assert "vidmine lifter lift --model videopose3d_coco --render 3 --max-gap 12" in out
+            assert "train_lifter" not in out and "evaluate_lifter" not in out
+        else:
+            assert run.returncode != 0 and "MissingInputException" in out and spec in out
 
 
 def _videopose3d_frames(path):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from vidmine.errors import BackendUnavailable
+from vidmine.formats.videopose3d import LIFT_WITH_TRAINED, PUBLISHED_LIFTERS
 from vidmine.registry import STAGES
 from vidmine.weights import WeightsError, WeightSource, resolve_weights
 
@@ -38,7 +39,18 @@ def weight_sources(dataset_settings: dict[str, Any]) -> list[WeightSource]:
         listed = importlib.import_module(module).weight_sources(dataset_settings.get(spec.name, {}))
         sources += [s for s in listed if s not in sources]
     sources += [s for s in export_weight_sources(dataset_settings) if s not in sources]
+    sources += [s for s in lifter_weight_sources(dataset_settings) if s not in sources]
     return sources
+
+
+def lifter_weight_sources(dataset_settings: dict[str, Any]) -> list[WeightSource]:
+    """The published lifter ``lifter.lift_model`` names, when the lifter is enabled."""
+    lifter = dataset_settings.get("lifter") or {}
+    spec = lifter.get("lift_model", LIFT_WITH_TRAINED)
+    if not lifter.get("enabled") or spec not in PUBLISHED_LIFTERS:
+        return []
+    url = PUBLISHED_LIFTERS[spec][0]
+    return [WeightSource(f"lifter {spec}", url, lifter.get("lift_model_sha256"))]
 
 
 def export_weight_sources(dataset_settings: dict[str, Any]) -> list[WeightSource]:

@@ -328,7 +328,15 @@ def trackverse_files(dataset):
 
 
 # --- lifter (rules in lifter.smk) ---
-LIFTER_WORKFLOW_KEYS = ("enabled", "mem_mb", "runtime", "render")
+LIFTER_WORKFLOW_KEYS = (
+    "enabled",
+    "mem_mb",
+    "runtime",
+    "render",
+    "lift_model",
+    "lift_model_sha256",
+    "max_gap",
+)
 
 
 def lifter_settings(dataset):
@@ -360,15 +368,51 @@ def lifter_resource(name, default):
     return value
 
 
+def lift_model(dataset):
+    """The dataset's lifter.lift_model: `trained`, a published model's name, or a path."""
+    return lifter_settings(dataset).get("lift_model", "trained")
+
+
+def lift_model_input(wildcards):
+    """Input function of lift_tracks: the model file when it is one (the dataset's own, or a
+    checkpoint path); a published model comes from the weights cache instead."""
+    from vidmine.formats.videopose3d import PUBLISHED_LIFTERS
+
+    spec = lift_model(wildcards.dataset)
+    if spec == "trained":
+        return {"model": f"results/{wildcards.dataset}/lifter/model.pt"}
+    return {} if spec in PUBLISHED_LIFTERS else {"model": spec}
+
+
+def lift_model_arg(wildcards):
+    """Params function: the --model value of `vidmine lifter lift` (quoted)."""
+    spec = lift_model(wildcards.dataset)
+    if spec == "trained":
+        spec = f"results/{wildcards.dataset}/lifter/model.pt"
+    return shlex.quote(spec)
+
+
+def lift_extra_args(wildcards):
+    """Params function: lift_tracks' optional flags from the lifter: section."""
+    settings = lifter_settings(wildcards.dataset)
+    args = ["--render", str(settings.get("render", 3))]
+    args += ["--max-gap", str(settings.get("max_gap", 12))]
+    if settings.get("lift_model_sha256"):
+        args += ["--model-sha256", shlex.quote(settings["lift_model_sha256"])]
+    return " ".join(args)
+
+
 def lifter_targets(dataset):
-    """Files to request for a dataset whose lifter is enabled (none otherwise)."""
+    """Files to request for a dataset whose lifter is enabled (none otherwise): training and
+    evaluation only when it lifts with its own model."""
     if not lifter_settings(dataset).get("enabled", False):
         return []
-    return expand(
-        "results/{dataset}/lifter/{name}",
-        dataset=dataset,
-        name=["model.pt", "metrics.json", "metrics.png", "lifted"],
-    ) + [f"results/{dataset}/report/lifted_track.gif"]
+    names = ["lifted"]
+    if lift_model(dataset) == "trained":
+        names = ["model.pt", "metrics.json", "metrics.png", "lifted"]
+    return expand("results/{dataset}/lifter/{name}", dataset=dataset, name=names) + [
+        f"results/{dataset}/report/lifted_track.gif"
+    ]
 
 
 def all_targets(wildcards):

@@ -4,7 +4,10 @@
 # after a kill or preemption, `--rerun-incomplete` reruns the job and it resumes from there.
 # GPUs: the rule asks for none, so local runs never wait for one; profiles/slurm's
 # set-resources gives train_lifter `gpu: 1` and the trainer then uses CUDA by itself.
-# lift_tracks lifts every exported 2D person track (VideoPose3D custom npz) to 3D.
+# lift_tracks lifts every exported 2D person track (VideoPose3D custom npz) to 3D with
+# lifter.lift_model: the dataset's own model (`trained`, the default), VideoPose3D's published
+# in-the-wild model (`videopose3d_coco`, from the weights cache: `vidmine fetch-weights`), or a
+# checkpoint file.
 
 
 rule train_lifter:
@@ -66,8 +69,9 @@ rule evaluate_lifter:
 
 rule lift_tracks:
     input:
-        model="results/{dataset}/lifter/model.pt",
+        unpack(lift_model_input),
         tracks="results/{dataset}/export/data_2d_custom_{dataset}.npz",
+        videos="results/{dataset}/export/videopose3d_videos",
     output:
         lifted=directory("results/{dataset}/lifter/lifted"),
         gif=report(
@@ -87,8 +91,9 @@ rule lift_tracks:
         runtime=120,
         gpu=0,
     params:
-        render=lambda wildcards: lifter_settings(wildcards.dataset).get("render", 3),
+        model=lift_model_arg,
+        checks=lift_extra_args,
     shell:
-        "vidmine lifter lift --model {input.model} --input {input.tracks}"
-        " --out-dir {output.lifted} --render {params.render} --report-gif {output.gif}"
+        "vidmine lifter lift --model {params.model} {params.checks} --input {input.tracks}"
+        " --videos {input.videos} --out-dir {output.lifted} --report-gif {output.gif}"
         " > {log} 2>&1"

@@ -52,6 +52,19 @@ H36M_JOINTS = 17
 H36M_KEPT_32 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 
 
+# VideoPose3D's published lifters that ``lifter.lift_model`` can name: URL and 2D input
+# layout. ``pretrained_h36m_detectron_coco.bin`` is the in-the-wild model of INFERENCE.md
+# (COCO-17 in, 243 frames; docs/formats/videopose3d-checkpoints.md). No checksum is
+# published; ``lifter.lift_model_sha256`` pins one.
+PUBLISHED_LIFTERS: dict[str, tuple[str, str]] = {
+    "videopose3d_coco": (
+        "https://dl.fbaipublicfiles.com/video-pose-3d/pretrained_h36m_detectron_coco.bin",
+        "coco",
+    ),
+}
+LIFT_WITH_TRAINED = "trained"  # lifter.lift_model's default: the dataset's own model
+
+
 @dataclass
 class CustomEntry:
     """One sequence of a custom 2D dataset: a person track, named like a video.

@@ -61,7 +61,9 @@ def _show(value) -> str:
 
 
 # Keys of the workflow's `lifter:` config section that are for Snakemake, not for training.
-WORKFLOW_KEYS = frozenset({"enabled", "mem_mb", "runtime", "render"})
+WORKFLOW_KEYS = frozenset(
+    {"enabled", "mem_mb", "runtime", "render", "lift_model", "lift_model_sha256", "max_gap"}
+)
 
 
 def _field_names(cls) -> set[str]:
@@ -100,10 +102,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from vidmine.formats import FormatError
     from vidmine.lifter.checkpoint import load_lifter
-    from vidmine.lifter.config import load_dataset
-    from vidmine.lifter.evaluate import evaluate, plot_metrics, write_metrics
+    from vidmine.lifter.config import load_dataset, subject_split
+    from vidmine.lifter.evaluate import check_layout, evaluate, plot_metrics, write_metrics
     from vidmine.lifter.train import configure_logging, select_device
 
     configure_logging()
@@ -112,18 +113,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     stored = lifter.meta.get("fingerprint", {}).get("data", {"input_layout": lifter.input_layout})
     data_cfg = DataConfig.from_dict({**stored, **_pick(args, DataConfig)})
     dataset = load_dataset(data_cfg)
-    if dataset.input_layout.name != lifter.input_layout:
-        raise FormatError(
-            f"{args.model}: the model takes {lifter.input_layout} 2D, the evaluation data are "
-            f"{dataset.input_layout.name} (set --model-layout or --input-layout to match)"
-        )
+    check_layout(lifter.input_layout, dataset.input_layout.name, args.model)
     device = select_device(args.device)
     metrics = evaluate(
         lifter.model.to(device),
-        dataset.select(data_cfg.subjects_test),
+        dataset.select(subject_split(data_cfg)["test"]),
         dataset.input_layout,
         tta=not args.no_tta and _settings(args).get("tta", True),
         device=device,
+        model_layout=lifter.input_layout,
     )
     metrics["model"] = {"path": str(args.model), "arch": lifter.meta.get("arch")}
     metrics["data"] = data_cfg.to_dict()
@@ -135,19 +133,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_lift(args: argparse.Namespace) -> int:
-    from vidmine.lifter.lift import lift_custom_file
+    from vidmine.lifter.lift import lift_custom_file, resolve_lift_model
     from vidmine.lifter.train import configure_logging, select_device
 
     configure_logging()
+    model, published_layout = resolve_lift_model(args.model, args.model_sha256)
     with hold(lock_path_for(Path(args.out_dir))):  # one writer per output folder
         written = lift_custom_file(
-            Path(args.model),
+            model,
             Path(args.input),
             Path(args.out_dir),
             render=args.render,
             fps=args.fps,
-            input_layout=args.model_layout,
+            input_layout=args.model_layout or published_layout,
             device=str(select_device(args.device)),
+            max_gap=args.max_gap,
+            videos=Path(args.videos) if args.videos else None,
         )
     if args.report_gif:
         from vidmine.lifter.render import copy_or_placeholder_gif
@@ -187,7 +188,20 @@ def _add_commands(sub) -> None:
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("lift", help="lift the tracks of a data_2d_custom npz to 3D")
-    p.add_argument("--model", required=True)
+    p.add_argument(
+        "--model",
+        required=True,
+        help="a checkpoint (vidmine's or VideoPose3D's), or videopose3d_coco: the published "
+        "in-the-wild model, downloaded into the weights cache",
+    )
+    p.add_argument("--model-sha256", help="checksum (or prefix) the model file must have")
+    p.add_argument(
+        "--max-gap",
+        type=int,
+        default=12,
+        help="frames a track may be lost and still be lifted through; longer gaps split it",
+    )
+    p.add_argument("--videos", help="the export's videopose3d_videos folder (rendered frames)")
     p.add_argument("--input", required=True, help="data_2d_custom_<name>.npz (COCO-17, px)")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--render", type=int, default=0, help="GIFs for the first N tracks")

@@ -9,11 +9,50 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vidmine.formats import FormatError
 from vidmine.lifter.data import PoseSequence
 from vidmine.lifter.generators import flip_3d, unchunked_input
 from vidmine.lifter.metrics import ErrorAccumulator
-from vidmine.lifter.model import TemporalModel
+from vidmine.lifter.model import TemporalModel, fuse_for_inference
 from vidmine.lifter.skeleton import Layout
+
+
+def inference_model(model: TemporalModel) -> TemporalModel:
+    """The model evaluation and lifting run: every BatchNorm folded into its conv.
+
+    The folded copy computes what ``model.eval()`` computes (tests/test_lifter_model.py
+    checks both paths on the same input) in one conv + ReLU per layer, the path
+    ``benchmarks/lifter.py`` times. Folding reads the model's current weights, so a caller
+    that keeps training (the per-epoch evaluation) folds again each time; it is a copy of a
+    few megabytes, negligible against a pass over the test set.
+    """
+    if isinstance(model.expand_bn, torch.nn.Identity):
+        return model.eval()  # already folded
+    return fuse_for_inference(model)
+
+
+@torch.no_grad()
+def predict_pair(
+    model: TemporalModel,
+    pos2d: np.ndarray,
+    layout: Layout,
+    device: torch.device | str = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """The prediction of ``pos2d`` and of its mirror image mirrored back, both (T, J_out, 3).
+
+    Their mean is the original's flip-averaged evaluation; their distance says how much the
+    model's answer depends on which side it sees the person from (``lift`` reports it).
+    """
+    model.eval()
+    pad = (model.receptive_field() - 1) // 2
+    x = unchunked_input(pos2d, layout, pad, model.total_causal_shift(), True).to(device)
+    y = model(x).float().cpu().numpy()
+    if y.shape[2] == 1:  # trajectory: mirror x only, there is nothing to swap
+        back = y[1].copy()
+        back[..., 0] *= -1
+    else:
+        back = flip_3d(y[1])
+    return y[0], back
 
 
 @torch.no_grad()
@@ -29,18 +68,23 @@ def predict(
     The sequence is edge-padded so every frame gets an output. With ``tta`` the mirrored
     input is predicted too, mirrored back and averaged, as the original evaluates.
     """
+    if tta:
+        direct, mirrored = predict_pair(model, pos2d, layout, device)
+        return (direct + mirrored) / 2
     model.eval()
     pad = (model.receptive_field() - 1) // 2
-    x = unchunked_input(pos2d, layout, pad, model.total_causal_shift(), tta).to(device)
-    y = model(x).float().cpu().numpy()
-    if not tta:
-        return y[0]
-    if y.shape[2] == 1:  # trajectory: mirror x only, there is nothing to swap
-        back = y[1].copy()
-        back[..., 0] *= -1
-    else:
-        back = flip_3d(y[1])
-    return (y[0] + back) / 2
+    x = unchunked_input(pos2d, layout, pad, model.total_causal_shift(), False).to(device)
+    return model(x).float().cpu().numpy()[0]
+
+
+def check_layout(model_layout: str, data_layout: str, what: str) -> None:
+    """Refuse 2D whose joint order is not the model's: both layouts have 17 joints, so a
+    mismatch runs without an error and gives errors of half a metre."""
+    if model_layout != data_layout:
+        raise FormatError(
+            f"{what}: the model takes {model_layout} 2D, the evaluation data are {data_layout} "
+            "(set --model-layout or --input-layout to match)"
+        )
 
 
 def evaluate(
@@ -49,19 +93,24 @@ def evaluate(
     layout: Layout,
     tta: bool = True,
     device: torch.device | str = "cpu",
+    model_layout: str | None = None,
 ) -> dict:
     """Per-action and overall MPJPE / P-MPJPE / N-MPJPE / MPJVE in millimetres.
 
     Targets are root-relative with a zero root, like the original protocol #1/#2; the
-    mean over actions is reported as ``overall``.
+    mean over actions is reported as ``overall``. The model runs folded
+    (:func:`inference_model`); ``model_layout``, when given, must be ``layout``'s name.
     """
+    if model_layout is not None:
+        check_layout(model_layout, layout.name, "evaluate")
+    fast = inference_model(model)
     acc = ErrorAccumulator()
     for seq in sequences:
         if seq.pos3d is None:
             continue
         target = seq.pos3d.copy()
         target[:, 0] = 0
-        acc.add(seq.action, predict(model, seq.pos2d, layout, tta, device), target)
+        acc.add(seq.action, predict(fast, seq.pos2d, layout, tta, device), target)
     return acc.summarize()
 
 
