@@ -249,3 +249,21 @@ def test_synthetic_2d_is_a_noisy_projection_with_drops():
         for a, b in zip(clean.sequences, noisy.sequences, strict=True)
     ]
     assert 0 < np.mean(diffs) < 0.05  # a few pixels of 1000, normalised to [-1, 1]
+
+
+def test_human36m_mixed_with_synthetic_splits_both_by_subject(tmp_path):
+    from vidmine.lifter.config import DataConfig, load_dataset, subject_split
+
+    _fake_h36m(tmp_path)
+    base = dict(h36m_dir=str(tmp_path), h36m_2d="gt", h36m_cameras=str(tmp_path / "cameras.json"))
+    base.update(subjects_train=("S1",), subjects_test=("S9",), synthetic_frames=30)
+    with pytest.raises(ValueError, match=r"mixes 2D layouts \(synthetic: coco, h36m: h36m\)"):
+        load_dataset(DataConfig(source="synthetic+h36m", **base))
+    cfg = DataConfig(source="synthetic+h36m", input_layout="h36m", **base)
+    ds = load_dataset(cfg)
+    split = subject_split(cfg)
+    assert split["train"] == ("synthetic/S1", "h36m/S1")
+    assert split["test"] == ("synthetic/S9", "h36m/S9")
+    train = ds.select(split["train"])
+    assert {s.action for s in train if s.subject == "h36m/S1"} == {"h36m/Walking 1"}
+    assert len([s for s in train if s.subject == "synthetic/S1"]) == 2 * len(ACTIONS)
