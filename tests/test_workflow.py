@@ -424,6 +424,54 @@ def test_lifter_rules_declare_the_human36m_files_they_read(tmp_path):
 
 
 @pytest.mark.slow
+def test_readme_own_videos_steps_release_a_dataset(tmp_path):
+    """README's "Your own videos in five steps", as a newcomer runs them: its config block
+    (aimed at a folder of real videos), check-config, then the run command with
+    --replace-workflow-config: the dataset is released and the demo does not come along."""
+    import re
+    import shutil
+    import textwrap
+
+    import pandas as pd
+    import yaml
+
+    from vidmine.sources import demo_video_paths
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Your own videos in five steps", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)[1]
+    config = yaml.safe_load(textwrap.dedent(block))
+    videos = tmp_path / "my_videos"
+    (videos / "street").mkdir(parents=True)
+    paths = demo_video_paths()
+    shutil.copy(paths["bikes"], videos / "street" / "bikes.mp4")
+    shutil.copy(paths["carphone"], videos / "carphone.mp4")
+    config["datasets"]["my_videos"]["source"]["path"] = str(videos)
+    path = tmp_path / "my_videos.yaml"
+    path.write_text(yaml.safe_dump(config))
+    vidmine = [sys.executable, "-m", "vidmine"]
+    check = subprocess.run([*vidmine, "check-config", str(path)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    for command in ("vidmine check-config my_videos.yaml", "--replace-workflow-config all"):
+        assert command in section.replace("\n   ", " ").replace(".venv/bin/", ""), command
+    run = subprocess.run(
+        [*SNAKEMAKE[:5], "--directory", str(tmp_path), "--profile",
+         str(REPO / "profiles" / "local"), "--configfile", str(path),
+         "--replace-workflow-config", "all"],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    released = pd.read_parquet(tmp_path / "results" / "my_videos" / "released_clips.parquet")
+    videos = sorted(set(released.video_id))  # ids from the relative path, made file-safe
+    assert len(released) >= 5 and videos[0] == "carphone" and videos[1].startswith("street_bikes")
+    assert not (tmp_path / "results" / "demo").exists()
+    status = subprocess.run(
+        [*vidmine, "status", "my_videos"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert status.returncode == 0 and "audit" in status.stdout
+
+
+@pytest.mark.slow
 def test_lift_tracks_lifts_with_the_configured_model(demo_run, tmp_path):
     """A published model: lift_tracks runs without training or evaluating; a checkpoint path:
     declared as the rule's input, so a missing file stops the plan naming it."""
