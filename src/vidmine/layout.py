@@ -1,4 +1,4 @@
-"""Where a dataset's files live (see ``../shared/DESIGN.md``, zones).
+"""Where a dataset's files live (zones: docs/architecture.md).
 
 Only this module spells out paths, so the Snakemake rules (``workflow/rules/common.smk``) and the
 package agree. Everything a stage writes per item is stored relative to the dataset folder.
