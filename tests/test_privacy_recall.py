@@ -123,7 +123,7 @@ def test_recall_of_the_blur_and_the_audit_on_labelled_real_faces(labelled, match
     everything = table["all labelled faces"]
     assert drawn >= 140 and everything["audit ensemble"]["faces"] >= 150
     assert everything["blur (CenterFace)"]["recall"] >= 0.97  # measured 0.996
-    assert everything["audit ensemble"]["recall"] >= 0.92  # measured 0.939
+    assert everything["audit ensemble"]["recall"] >= 0.935  # measured 0.951
     assert everything["audit ensemble"]["precision"] >= 0.97  # measured 0.996
     blur_missed = caught = audit_missed = 0
     for blur, audit in zip(matches["blur (CenterFace)"], matches["audit ensemble"], strict=True):
