@@ -7,9 +7,14 @@ from __future__ import annotations
 import pandas as pd
 from PIL import Image
 
+from vidmine.funnel import funnel_report, funnel_steps
 from vidmine.io import write_table_atomic
+from vidmine.layout import DatasetLayout
+from vidmine.manifest import write_manifest
+from vidmine.registry import STAGES
 from vidmine.reporting import Section, html_table_page
 from vidmine.runner import status_table
+from vidmine.sources import SourceRecord
 from vidmine.tables import CLIPS
 
 
@@ -75,3 +80,76 @@ def test_shot_plot_size_does_not_grow_with_the_videos(tmp_path):
         clip_summary(clips, html)
         assert html.stat().st_size < 60_000
     assert sizes[1][1] <= sizes[0][1] * 3 and sizes[1][1] < 2000  # bounded height
+
+
+def small_dataset(results, every_video_fails=False):
+    """Four videos in two shards, every registry stage's status tables: v0-v2 download, v3 a
+    404; each downloaded video is cut into two clips, the filter drops one clip of v0, the
+    audit drops one; every other stage passes on all it reads (registry's ``reads``)."""
+    layout = DatasetLayout(results, "d")
+    records = [SourceRecord(raw_id=f"v{i}", url=f"https://x.org/{i}.mp4") for i in range(4)]
+    write_manifest(records, "urls", 2, layout.manifest)
+    from vidmine.manifest import read_manifest
+
+    manifest = read_manifest(layout.manifest)
+    ok_videos = set() if every_video_fails else {"v0", "v1", "v2"}
+    for shard, group in manifest.groupby("shard"):
+        videos = list(group.video_id)
+        clips = [f"{v}-c{i:03d}" for v in videos if v in ok_videos for i in range(2)]
+        CLIPS.write(
+            [clip_row(v, i, shard) for v in videos if v in ok_videos for i in range(2)],
+            layout.table("clips", shard),
+        )
+        passed: dict[str, list[str]] = {}  # clip stage -> its ok clips
+        for spec in STAGES:
+            if spec.name == "download":
+                entries = [
+                    entry(v, "ok") if v in ok_videos else entry(v, "failed", "HTTP Error 404")
+                    for v in videos
+                ]
+            elif spec.item == "video":
+                entries = [entry(v, "ok") for v in videos if v in ok_videos]
+            else:
+                reads = [set(passed[name]) for name in spec.reads]
+                entries = []
+                for clip in [c for c in clips if all(c in r for r in reads)]:
+                    if (
+                        spec.name == "filter"
+                        and clip.endswith("c001")
+                        and clip.startswith(videos[0])
+                    ):
+                        entries.append(entry(clip, "dropped", "too dark"))
+                    elif spec.name == "audit" and clip == "v2-c000":
+                        entries.append(entry(clip, "dropped", "residual faces after re-blur"))
+                    else:
+                        entries.append(entry(clip, "ok"))
+                passed[spec.name] = [e["id"] for e in entries if e["status"] == "ok"]
+            write_table_atomic(status_table(entries), layout.status(spec.name, shard))
+    return layout
+
+
+def test_funnel_of_a_small_dataset(results, tmp_path):
+    layout = small_dataset(results)
+    steps = {s.stage or s.name: s for s in funnel_steps(layout)}
+    assert (steps["listed"].passed, steps["download"].passed, steps["download"].failed) == (4, 3, 1)
+    assert steps["clips"].passed == 6
+    assert (steps["filter"].entered, steps["filter"].passed, steps["filter"].dropped) == (6, 4, 2)
+    assert (steps["audit"].passed, steps["audit"].dropped) == (3, 1)
+    assert (steps["detect"].passed, steps["crops"].passed) == (4, 3)
+    assert not any(s.pending for s in steps.values())
+    html, png = tmp_path / "funnel.html", tmp_path / "funnel.png"
+    funnel_report(layout, html, png)
+    text = html.read_text()
+    assert "1 x failed: HTTP Error 404" in text and "2 x dropped: too dark" in text
+    assert "4 videos listed, 3 downloaded, 3 clips released." in text
+    assert Image.open(png).size[0] > 0
+
+
+def test_funnel_of_a_dataset_where_every_video_failed(results, tmp_path):
+    layout = small_dataset(results, every_video_fails=True)
+    html, png = tmp_path / "funnel.html", tmp_path / "funnel.png"
+    funnel_report(layout, html, png)
+    text = html.read_text()
+    assert "Nothing got past download: all 4 videos were lost there" in text
+    assert "4 x failed: HTTP Error 404" in text
+    assert png.stat().st_size > 0

@@ -48,7 +48,8 @@ def _entries(layout: DatasetLayout, stage: str, shards: list[str]) -> tuple[list
     return entries, done, running
 
 
-def _clip_count(layout: DatasetLayout, shards: list[str]) -> int:
+def clip_count(layout: DatasetLayout, shards: list[str]) -> int:
+    """How many clips the scene cut wrote, from the per-shard clip tables' metadata."""
     tables = [layout.table("clips", shard) for shard in shards]
     return sum(pq.ParquetFile(t).metadata.num_rows for t in tables if t.exists())
 
@@ -70,7 +71,7 @@ def summarise(layout: DatasetLayout) -> list[StageSummary]:
     """Per registry stage, in registry order: counts, top failure reasons, what is pending."""
     manifest = read_manifest(layout.manifest)
     shards = sorted(manifest.shard.unique())
-    base = {"videos": len(manifest), "clips": _clip_count(layout, shards)}
+    base = {"videos": len(manifest), "clips": clip_count(layout, shards)}
     summaries: dict[str, StageSummary] = {}
     ok_ids: dict[str, set[str]] = {}
     for entry in STAGES:

@@ -3,6 +3,34 @@
 # pictures come from released clips, everything else from tables.
 
 
+rule report_funnel:
+    input:
+        unpack(funnel_inputs),
+    output:
+        html=report(
+            "results/{dataset}/report/funnel.html",
+            caption="../report/funnel.rst",
+            category="{dataset}",
+            subcategory="Funnel",
+        ),
+        png=report(
+            "results/{dataset}/report/funnel.png",
+            caption="../report/funnel_png.rst",
+            category="{dataset}",
+            subcategory="Funnel",
+        ),
+    log:
+        "results/{dataset}/logs/report/funnel.log",
+    conda:
+        "../envs/video.yaml"
+    threads: 1
+    params:
+        dataset_dir=dataset_dir,
+    shell:
+        "vidmine report-funnel --dataset-dir {params.dataset_dir} --html {output.html}"
+        " --png {output.png} > {log} 2>&1"
+
+
 rule report_download:
     input:
         download_report="results/{dataset}/download_report.parquet",
