@@ -21,10 +21,11 @@ def read_measured_recall() -> pd.DataFrame:
 
 def audit_summary(audit: pd.DataFrame, faces: pd.DataFrame, out: str | Path) -> None:
     per_clip = (
-        faces.groupby("clip_id")
+        faces.assign(with_faces=faces.n_faces > 0)
+        .groupby("clip_id")
         .agg(
             frames=("frame", "size"),
-            frames_with_faces=("n_faces", lambda n: int((n > 0).sum())),
+            frames_with_faces=("with_faces", "sum"),
             max_faces=("n_faces", "max"),
         )
         .reset_index()
