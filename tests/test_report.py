@@ -142,6 +142,7 @@ def test_funnel_of_a_small_dataset(results, tmp_path):
     text = html.read_text()
     assert "1 x failed: HTTP Error 404" in text and "2 x dropped: too dark" in text
     assert "4 videos listed, 3 downloaded, 3 clips released." in text
+    assert "<td>vidmine</td>" in text  # the versions that built it
     assert Image.open(png).size[0] > 0
 
 
@@ -153,3 +154,49 @@ def test_funnel_of_a_dataset_where_every_video_failed(results, tmp_path):
     assert "Nothing got past download: all 4 videos were lost there" in text
     assert "4 x failed: HTTP Error 404" in text
     assert png.stat().st_size > 0
+
+
+def test_report_declarations_are_in_pipeline_order_with_labels():
+    """Every report() of report.smk has a numbered subcategory (the report sorts them by name)
+    and a label; the numbers follow the rules' order, which is the pipeline's."""
+    import re
+    from pathlib import Path
+
+    workflow = Path(__file__).resolve().parent.parent / "workflow"
+    text = (workflow / "rules" / "report.smk").read_text()
+    blocks = re.findall(r"report\(\n(.*?)\n\s+\)", text, re.S)
+    assert len(blocks) >= 12
+    numbers = []
+    for block in blocks:
+        sub = re.search(r'subcategory="(\d+) [^"]+"', block)
+        assert sub and 'labels={"item": ' in block, block
+        numbers.append(int(sub.group(1)))
+    assert numbers == sorted(numbers) and numbers[0] == 1
+    assert 'report: "report/workflow.rst"' in (workflow / "Snakefile").read_text()
+
+
+def test_workflow_description_renders_the_demo_config():
+    """The landing page (workflow/report/workflow.rst) renders as Snakemake renders it: Jinja
+    over the validated config, then reStructuredText."""
+    from pathlib import Path
+
+    import yaml
+    from docutils.core import publish_parts
+    from jinja2 import Environment
+
+    from vidmine.config import validate_config
+
+    repo = Path(__file__).resolve().parent.parent
+    config = validate_config(yaml.safe_load((repo / "config" / "config.yaml").read_text()))
+
+    class Snakemake:
+        pass
+
+    Snakemake.config = config
+    rst = (repo / "workflow" / "report" / "workflow.rst").read_text()
+    html = publish_parts(Environment().from_string(rst).render(snakemake=Snakemake), writer="html")[
+        "html_body"
+    ]
+    assert "<strong>demo</strong>" in html and "carphone, bikes, bigbuckbunny" in html
+    assert "audit detectors mediapipe_full, mediapipe_short, mtcnn" in html
+    assert "System Message" not in html  # no reStructuredText error

@@ -8,8 +8,10 @@ size is one row per stage whatever the dataset's size.
 
 from __future__ import annotations
 
+import platform
 from collections import Counter
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pandas as pd
@@ -34,6 +36,21 @@ STEP_NAMES = {
     "crops": "cropped",
     "flow": "optical flow",
 }
+# The distributions whose versions the funnel page lists (those installed).
+VERSIONED = (
+    "vidmine",
+    "snakemake",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "opencv-python-headless",
+    "opencv-python",
+    "scenedetect",
+    "yt-dlp",
+    "mediapipe",
+    "openvino",
+    "torch",
+)
 TOP_REASONS = 3  # reasons per stage in the funnel table (every reason: the reasons section)
 
 
@@ -148,12 +165,24 @@ def verdict(steps: list[Step]) -> str:
     )
 
 
+def versions() -> pd.DataFrame:
+    """Python's and the installed versions of vidmine and the libraries it runs on."""
+    rows = [{"software": "python", "version": platform.python_version()}]
+    for name in VERSIONED:
+        try:
+            rows.append({"software": name, "version": version(name)})
+        except PackageNotFoundError:
+            continue
+    return pd.DataFrame(rows)
+
+
 def funnel_html(steps: list[Step], out: str | Path) -> None:
     html_table_page(
         "Funnel: what every stage passed on, and why the rest was lost",
         [
             Section("Funnel", funnel_table(steps)),
             Section("Every loss reason (most items first)", loss_reasons(steps), "status/"),
+            Section("Versions that built this report", versions()),
         ],
         out,
         intro=verdict(steps),
