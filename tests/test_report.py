@@ -200,3 +200,30 @@ def test_workflow_description_renders_the_demo_config():
     assert "<strong>demo</strong>" in html and "carphone, bikes, bigbuckbunny" in html
     assert "audit detectors mediapipe_full, mediapipe_short, mtcnn" in html
     assert "System Message" not in html  # no reStructuredText error
+
+
+def test_track_label_is_white_on_a_dark_box_whatever_the_track_colour():
+    import numpy as np
+
+    from vidmine.stages.detect.report import COLOURS, draw_label
+
+    for colour in COLOURS:
+        frame = np.zeros((60, 120, 3), np.uint8)
+        frame[:] = colour  # the worst case: footage the colour of the track's box
+        draw_label(frame, "person 1", (0, 0), colour)
+        box = frame[4:20, 4:60]
+        assert (box.min(axis=-1) >= 200).any()  # white text
+        assert (box.max(axis=-1) <= 40).sum() > box.shape[0] * box.shape[1] / 3  # dark box
+
+
+def test_colour_wheel_reads_like_the_flow_pictures():
+    import numpy as np
+
+    from vidmine.stages.flow.report import colour_wheel, flow_to_color
+
+    wheel = colour_wheel(65)
+    right = flow_to_color(np.array([[[1.0, 0.0]]], np.float32), max_magnitude=1.0)[0, 0]
+    down = flow_to_color(np.array([[[0.0, 1.0]]], np.float32), max_magnitude=1.0)[0, 0]
+    assert np.abs(wheel[32, 63].astype(int) - right).max() <= 12  # right of the centre
+    assert np.abs(wheel[63, 32].astype(int) - down).max() <= 12  # below it
+    assert not wheel[0, 0].any() and not wheel[32, 32].any()  # outside the rim; no motion
