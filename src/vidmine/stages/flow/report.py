@@ -42,7 +42,7 @@ def _wheel_legend() -> tuple[np.ndarray, str]:
     wheel = colour_wheel()[..., ::-1].copy()  # BGR like the strips
     centre = wheel.shape[0] // 2
     for text, (dx, dy) in (
-        ("right", (8, 4)),
+        ("right", (30, 4)),
         ("down", (-14, 58)),
         ("left", (-60, 4)),
         ("up", (-8, -50)),
