@@ -227,3 +227,22 @@ def test_colour_wheel_reads_like_the_flow_pictures():
     assert np.abs(wheel[32, 63].astype(int) - right).max() <= 12  # right of the centre
     assert np.abs(wheel[63, 32].astype(int) - down).max() <= 12  # below it
     assert not wheel[0, 0].any() and not wheel[32, 32].any()  # outside the rim; no motion
+
+
+def test_table_items_of_a_dataset_without_a_clip(tmp_path):
+    """Every table-reading item builds from empty tables (every video failed)."""
+    from vidmine.stages.audit.report import audit_summary
+    from vidmine.stages.download.report import download_summary
+    from vidmine.stages.filter.report import filter_scores, filter_summary
+    from vidmine.stages.scenecut.report import clip_summary, shot_plot
+    from vidmine.tables import AUDIT, DOWNLOAD_REPORT, FACES, SCORES
+
+    status = tmp_path / "scenecut.parquet"
+    write_table_atomic(status_table([]), status)
+    download_summary(DOWNLOAD_REPORT.empty(), tmp_path / "download.html")
+    clip_summary(CLIPS.empty(), tmp_path / "clips.html")
+    shot_plot([status], CLIPS.empty(), tmp_path / "shots.png")
+    filter_summary(SCORES.empty(), tmp_path / "filter.html")
+    filter_scores(SCORES.empty(), {}, tmp_path / "scores.png")
+    audit_summary(AUDIT.empty(), FACES.empty(), tmp_path / "audit.html")
+    assert all(f.stat().st_size > 0 for f in tmp_path.iterdir())

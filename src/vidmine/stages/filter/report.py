@@ -31,7 +31,7 @@ def filter_summary(scores: pd.DataFrame, out: str | Path) -> None:
     ]
     shown = [c for c in columns if c in scores.columns and scores[c].notna().any()]
     # aesthetic_score is all NaN unless its backend is on; dropped clips first
-    table = scores[shown].round(3).sort_values(["decision", "clip_id"])
+    table = scores.sort_values(["decision", "clip_id"])[shown].round(3)
     html_table_page(
         "Clip filter",
         [
