@@ -53,10 +53,14 @@ def test_tables_show_the_first_rows_the_total_and_where_the_rest_is(tmp_path):
     frame = pd.DataFrame({"clip_id": [f"c{i}" for i in range(120)], "n": range(120)})
     out = tmp_path / "page.html"
     html_table_page(
-        "t", [Section("Clips", frame, "clips.parquet", limit=10), ("Few", frame[:3])], out
+        "t",
+        [Section("Clips", frame, "clips.parquet", limit=10), ("Few", frame[:3])],
+        out,
+        intro="failed: (caused by <HTTPError 404>)",
     )
     html = out.read_text()
     assert "c9<" in html and "c10<" not in html
+    assert "(caused by &lt;HTTPError 404&gt;)" in html  # text, not a tag
     assert "10 of 120 rows shown; 110 more rows in clips.parquet" in html
 
 

@@ -10,6 +10,7 @@ to be shared.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 
 import matplotlib
@@ -48,7 +49,7 @@ class Section:
 def _section_html(section: Section) -> str:
     frame, total = section.frame, len(section.frame)
     shown = frame.head(section.limit)
-    html = f"<h3>{section.title}</h3>" + shown.to_html(index=False, na_rep="")
+    html = f"<h3>{escape(section.title)}</h3>" + shown.to_html(index=False, na_rep="")
     if total > len(shown):
         where = f" in {section.source}" if section.source else ""
         html += (
@@ -65,9 +66,9 @@ def html_table_page(
     intro: str = "",
 ) -> None:
     """An HTML page of tables, each cut to its section's row limit (``(title, frame)`` pairs
-    get the default limit and name no source)."""
+    get the default limit and name no source); ``intro``, a line of text above them."""
     parts = [s if isinstance(s, Section) else Section(*s) for s in sections]
-    body = (f"<p>{intro}</p>" if intro else "") + "".join(_section_html(s) for s in parts)
+    body = (f"<p>{escape(intro)}</p>" if intro else "") + "".join(_section_html(s) for s in parts)
     write_text_atomic(out, PAGE.format(title=title, body=body))
 
 
