@@ -9,9 +9,14 @@ table, download report and track table), then runs each table-reading report com
     .venv/bin/python benchmarks/report_scale.py                  # 1k and 10k videos
     .venv/bin/python benchmarks/report_scale.py --videos 20000 --base 2000
 
+    .venv/bin/python benchmarks/report_scale.py --pixels-from results/demo
+
 Bound (issue 20): the report items of 10k videos build in under a minute and under 50 MB.
-The picture items that read released pixels (report-blur, -detect's examples, -flow) draw a
-fixed number of examples and are not run here (they need clip files).
+The items that draw released pixels (report-blur, report-detect, report-flow) need clip,
+track-row, crop and flow files: with ``--pixels-from`` a finished dataset (default
+``results/demo`` when it exists) lends them, its released clip, face, track and crop rows
+copied under new clip ids to as many clips as the synthetic dataset has videos (its own files
+linked in); without one only report-detect's track-length picture is timed.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
@@ -35,7 +41,16 @@ from vidmine.manifest import read_manifest, write_manifest  # noqa: E402
 from vidmine.registry import STAGES  # noqa: E402
 from vidmine.runner import status_table  # noqa: E402
 from vidmine.sources import SourceRecord  # noqa: E402
-from vidmine.tables import AUDIT, CLIPS, DOWNLOAD_REPORT, FACES, SCORES, TRACK_TABLE  # noqa: E402
+from vidmine.tables import (  # noqa: E402
+    AUDIT,
+    CLIPS,
+    CROP_TABLE,
+    DOWNLOAD_REPORT,
+    FACES,
+    RELEASED,
+    SCORES,
+    TRACK_TABLE,
+)
 
 SHARD_SIZE = 200
 FRAMES_PER_CLIP = 20  # face rows per clip (the blur writes one per frame; fewer keeps it quick)
@@ -213,6 +228,33 @@ def track_row(clip_id: str, vid: str, shard: str, track_id: int, rng) -> dict:
     }
 
 
+PIXEL_FOLDERS = ("clips", "tracks", "crops", "flow")
+
+
+def lend_pixels(layout: DatasetLayout, donor: Path, videos: int) -> Path:
+    """The donor dataset's released clip, face, track and crop rows, copied under new clip ids
+    to about ``videos`` released clips (in ``pixels/``), its pixel folders linked in."""
+    for folder in PIXEL_FOLDERS:
+        (layout.root / folder).symlink_to((donor / folder).resolve(), target_is_directory=True)
+    released = RELEASED.read(donor / "released_clips.parquet")
+    copies = max(1, round(videos / max(len(released), 1)))
+
+    def many(frame: pd.DataFrame) -> pd.DataFrame:
+        return pd.concat(
+            [frame.assign(clip_id=frame.clip_id + f"-r{k}") for k in range(copies)],
+            ignore_index=True,
+        )
+
+    folder = layout.root / "pixels"
+    folder.mkdir()
+    RELEASED.write(many(released), folder / "released_clips.parquet")
+    TRACK_TABLE.write(many(TRACK_TABLE.read(donor / "tracks.parquet")), folder / "tracks.parquet")
+    CROP_TABLE.write(many(CROP_TABLE.read(donor / "crops.parquet")), folder / "crops.parquet")
+    faces = FACES.concat(sorted((donor / "tables" / "faces").glob("*.parquet")))
+    FACES.write(many(faces), folder / "faces.parquet")
+    return folder
+
+
 def commands(layout: DatasetLayout, out: Path) -> dict[str, tuple[list[str], list[Path]]]:
     """Each report command's argument list and its outputs, as report.smk calls them."""
     root = layout.root
@@ -230,7 +272,7 @@ def commands(layout: DatasetLayout, out: Path) -> dict[str, tuple[list[str], lis
         "filter.html", "filter_scores.png", "audit.html", "track_examples.png",
         "track_lengths.png",
     )}  # fmt: skip
-    return {
+    found = {
         "report-funnel": (
             ["--dataset-dir", str(root), "--html", str(o["funnel.html"]),
              "--png", str(o["funnel.png"])],
@@ -261,6 +303,51 @@ def commands(layout: DatasetLayout, out: Path) -> dict[str, tuple[list[str], lis
             [o["track_lengths.png"]],
         ),
     }  # fmt: skip
+    pixels = root / "pixels"
+    if pixels.is_dir():
+        released = str(pixels / "released_clips.parquet")
+        o.update({name: out / name for name in ("blur_examples.png", "crops_flow.png")})
+        del found["track lengths"]
+        found["report-blur"] = (
+            [
+                "--dataset-dir",
+                str(root),
+                "--released",
+                released,
+                "--faces",
+                str(pixels / "faces.parquet"),
+                "--out",
+                str(o["blur_examples.png"]),
+            ],
+            [o["blur_examples.png"]],
+        )
+        found["report-detect"] = (
+            [
+                "--dataset-dir",
+                str(root),
+                "--tracks",
+                str(pixels / "tracks.parquet"),
+                "--released",
+                released,
+                "--examples-png",
+                str(o["track_examples.png"]),
+                "--lengths-png",
+                str(o["track_lengths.png"]),
+            ],
+            [o["track_examples.png"], o["track_lengths.png"]],
+        )
+        found["report-flow"] = (
+            [
+                "--dataset-dir",
+                str(root),
+                "--crops",
+                str(pixels / "crops.parquet"),
+                "--out",
+                str(o["crops_flow.png"]),
+            ],
+            [o["crops_flow.png"]],
+        )
+    return found  # fmt: skip
 
 
 def run_all(layout: DatasetLayout, out: Path) -> dict[str, tuple[float, int]]:
@@ -284,14 +371,27 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=10_000)
     parser.add_argument("--base", type=int, default=1_000, help="the smaller run to compare")
+    parser.add_argument(
+        "--pixels-from",
+        type=Path,
+        default=REPO / "results" / "demo",
+        help="a finished dataset that lends its pixel files (default: results/demo, if built)",
+    )
     args = parser.parse_args()
+    donor = args.pixels_from if (args.pixels_from / "released_clips.parquet").exists() else None
+    print(f"pixel items: {'from ' + str(donor) if donor else 'not run (no donor dataset)'}")
     runs = {}
     with tempfile.TemporaryDirectory() as tmp:
         # a small run first, so neither measured run pays for the first imports
-        run_all(build(Path(tmp) / "warm-up", 50), Path(tmp) / "warm-up-report")
+        warm = build(Path(tmp) / "warm-up", 50)
+        if donor:
+            lend_pixels(warm, donor, 50)
+        run_all(warm, Path(tmp) / "warm-up-report")
         for videos in (args.base, args.videos):
             start = time.perf_counter()
             layout = build(Path(tmp) / f"results{videos}", videos)
+            if donor:
+                lend_pixels(layout, donor, videos)
             print(
                 f"{videos:,} videos: synthetic tables built in {time.perf_counter() - start:.1f} s"
             )
