@@ -136,7 +136,7 @@ def test_funnel_of_a_small_dataset(results, tmp_path):
     layout = small_dataset(results)
     steps = {s.stage or s.name: s for s in funnel_steps(layout)}
     assert (steps["listed"].passed, steps["download"].passed, steps["download"].failed) == (4, 3, 1)
-    assert steps["clips"].passed == 6
+    assert steps["clips cut"].passed == 6
     assert (steps["filter"].entered, steps["filter"].passed, steps["filter"].dropped) == (6, 4, 2)
     assert (steps["audit"].passed, steps["audit"].dropped) == (3, 1)
     assert (steps["detect"].passed, steps["crops"].passed) == (4, 3)

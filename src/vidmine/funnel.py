@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from vidmine.layout import DatasetLayout
 from vidmine.manifest import read_manifest
@@ -91,7 +92,7 @@ def funnel_steps(layout: DatasetLayout) -> list[Step]:
         if summary.stage == "scenecut":
             shards = sorted(manifest.shard.unique())
             clips = clip_count(layout, shards)
-            steps.append(Step("clips", "", "clips", clips, clips))
+            steps.append(Step("clips cut", "", "clips", clips, clips))
     return steps
 
 
@@ -216,6 +217,7 @@ def funnel_png(steps: list[Step], out: str | Path) -> None:
     ax.set_yticks(range(len(steps)), [s.name for s in steps], fontsize=9)
     ax.set_ylim(len(steps) - 0.4, -0.7)
     ax.set_xlim(0, 2.2 * max([s.entered for s in steps] + [1]))  # room for the labels
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("items (videos up to the scene cut, clips after it)")
     ax.set_title(verdict(steps), fontsize=10)
     save_figure(fig, out)
