@@ -44,7 +44,7 @@ LAYERS = [
     {"formats"},  # one reader/writer module per file format
     {"registry", "runner", "upstream", "optical_flow"},  # the stage contract, shared backends
     {"stages"},
-    {"pipeline", "prefetch", "status"},
+    {"pipeline", "prefetch", "status", "funnel"},
     {"exports", "imports", "lifter"},
     {"cli", "__main__", "__init__"},
 ]

@@ -58,3 +58,29 @@ def test_status_shows_dropped_reasons_in_full_and_rejected_source_rows(results):
     assert "source: 2 rows rejected (rejected_rows.parquet)" in text
     assert "2 x empty url (e.g. list.csv, line 4)" in text
     assert f"1 x dropped: {long_reason}" in text  # in full, not cut at 90 characters
+
+
+def test_watch_reprints_with_the_throughput_since_the_last_refresh(results):
+    from vidmine.status import watch
+
+    layout = DatasetLayout(results, "d")
+    records = [SourceRecord(raw_id=f"v{i}", url=f"https://x.org/{i}.mp4") for i in range(4)]
+    write_manifest(records, "urls", 4, layout.manifest)
+    journal = Journal(journal_path(layout.status("download", "s00000")))
+    journal.append(entry("v0", "ok"))
+    now = [100.0]
+    shown = []
+
+    def sleep(seconds):  # the run goes on while the watch waits: 3 more videos in 30 s
+        for video in ("v1", "v2", "v3"):
+            journal.append(entry(video, "failed" if video == "v3" else "ok", "HTTP Error 404"))
+        now[0] += seconds
+
+    watch(layout, 30, 1, refreshes=2, show=shown.append, clock=lambda: now[0], sleep=sleep)
+    assert len(shown) == 2 and "throughput" not in shown[0]
+    first = {line.split()[0]: line.split()[1:] for line in shown[0].splitlines()[2:4]}
+    assert first["download"][:4] == ["1", "0", "0", "3"]
+    assert "throughput over the last 30 s (items/min):" in shown[1]
+    assert "download       6.0  (+3)" in shown[1]
+    assert "probe          0.0  (+0)" in shown[1]
+    assert "2 x failed" not in shown[1] and "1 x failed: HTTP Error 404" in shown[1]

@@ -269,6 +269,8 @@ def test_snakemake_report_builds(demo_run):
     snakemake(demo_run, "--report", "report.html")
     html = (demo_run / "report.html").read_text(errors="replace")
     assert "shots.png" in html and "download_summary.html" in html and "metrics.png" in html
+    assert "funnel.png" in html and "1 Funnel" in html and "7 Crops and flow" in html
+    assert "Datasets and their settings" in html  # the landing page (workflow/report/workflow.rst)
 
 
 @pytest.mark.slow
@@ -295,19 +297,20 @@ def test_report_items_build_without_the_private_zone(demo_run):
     root = demo_run / "results" / "demo"
     hidden = [(root / name, demo_run / f"hidden-{i}") for i, name in enumerate(("private", "work"))]
     report_rules = [f"report_{s}" for s in ("download", "scenecut", "filter", "blur", "audit")]
-    report_rules += ["report_detect", "report_flow"]
-    targets = [f"results/demo/report/{item}" for item in REPORT_ITEMS]
+    report_rules += ["report_detect", "report_flow", "report_funnel"]
+    items = [*REPORT_ITEMS, "funnel.html", "funnel.png"]
+    targets = [f"results/demo/report/{item}" for item in items]
     try:
         for folder, away in hidden:
             folder.rename(away)
         run = snakemake(
             demo_run, *targets, "--forcerun", *report_rules, "--rerun-triggers", "mtime"
         )
-        assert run.stdout.count("Finished job") + run.stderr.count("Finished job") >= 7
+        assert run.stdout.count("Finished job") + run.stderr.count("Finished job") >= 8
     finally:
         for folder, away in hidden:
             away.rename(folder)
-    assert all((root / "report" / item).stat().st_size > 0 for item in REPORT_ITEMS)
+    assert all((root / "report" / item).stat().st_size > 0 for item in items)
 
 
 @pytest.mark.slow
@@ -349,6 +352,9 @@ def test_a_dataset_where_every_video_fails_yields_every_file_and_the_report(tmp_
     assert pd.read_parquet(root / "released_clips.parquet").empty
     assert (root / "export" / "index.parquet").is_file()
     assert all((root / "report" / item).stat().st_size > 0 for item in REPORT_ITEMS)
+    assert (
+        "Nothing got past download: all 3 videos" in (root / "report" / "funnel.html").read_text()
+    )
     report = snakemake(tmp_path, "--configfile", str(config), "--report", str(tmp_path / "r.html"))
     assert report.returncode == 0 and (tmp_path / "r.html").stat().st_size > 0
 

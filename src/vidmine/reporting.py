@@ -1,5 +1,6 @@
-"""What every stage's report items share: an HTML table page, a tiled figure of frames, one
-way to save a figure, and reading one frame of a released clip.
+"""What every stage's report items share: an HTML table page (every table cut to its first
+``ROW_LIMIT`` rows, with the total and where the rest is), a tiled figure of frames, one way to
+save a figure, and reading one frame of a released clip.
 
 Each stage's report items live in its folder (``stages/<stage>/report.py``). Report pictures
 read released clips (``clips/``) and tables only, never the private zone: the report is meant
@@ -8,6 +9,8 @@ to be shared.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 
 import matplotlib
@@ -27,10 +30,45 @@ td,th{{border:1px solid #ccc;padding:2px 6px}}th{{background:#eee}}</style></hea
 """
 
 
-def html_table_page(title: str, sections: list[tuple[str, pd.DataFrame]], out: str | Path) -> None:
-    body = "".join(
-        f"<h3>{name}</h3>{frame.to_html(index=False, na_rep='')}" for name, frame in sections
-    )
+# The most rows a report table shows: the page's size is bounded whatever the dataset's size;
+# the rest is in the table file a section names.
+ROW_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class Section:
+    """One table of a report page: ``frame`` already sorted most interesting first; at most
+    ``limit`` rows are shown, then how many more there are and in which file (``source``)."""
+
+    title: str
+    frame: pd.DataFrame
+    source: str = ""
+    limit: int = ROW_LIMIT
+
+
+def _section_html(section: Section) -> str:
+    frame, total = section.frame, len(section.frame)
+    shown = frame.head(section.limit)
+    html = f"<h3>{escape(section.title)}</h3>" + shown.to_html(index=False, na_rep="")
+    if total > len(shown):
+        where = f" in {section.source}" if section.source else ""
+        html += (
+            f"<p><i>{len(shown):,} of {total:,} rows shown; "
+            f"{total - len(shown):,} more rows{where}.</i></p>"
+        )
+    return html
+
+
+def html_table_page(
+    title: str,
+    sections: list[Section | tuple[str, pd.DataFrame]],
+    out: str | Path,
+    intro: str = "",
+) -> None:
+    """An HTML page of tables, each cut to its section's row limit (``(title, frame)`` pairs
+    get the default limit and name no source); ``intro``, a line of text above them."""
+    parts = [s if isinstance(s, Section) else Section(*s) for s in sections]
+    body = (f"<p>{escape(intro)}</p>" if intro else "") + "".join(_section_html(s) for s in parts)
     write_text_atomic(out, PAGE.format(title=title, body=body))
 
 

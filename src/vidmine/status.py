@@ -1,12 +1,15 @@
 """``vidmine status <dataset>``: per stage, how many items are ok, failed, dropped and pending.
 
 Read from the status tables, plus the journals of shards still running, so it also answers
-while a run is in flight.
+while a run is in flight; ``--watch`` reprints it every few seconds with each stage's throughput
+since the last refresh.
 """
 
 from __future__ import annotations
 
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -33,6 +36,11 @@ class StageSummary:
     def pending(self) -> int:
         return max(self.expected - sum(self.counts.values()), 0)
 
+    @property
+    def finished(self) -> int:
+        """Items with an outcome (ok, failed, dropped, skipped)."""
+        return sum(self.counts.values())
+
 
 def _entries(layout: DatasetLayout, stage: str, shards: list[str]) -> tuple[list[dict], int, int]:
     """Latest entry per item from finished tables, else from in-flight journals."""
@@ -48,7 +56,8 @@ def _entries(layout: DatasetLayout, stage: str, shards: list[str]) -> tuple[list
     return entries, done, running
 
 
-def _clip_count(layout: DatasetLayout, shards: list[str]) -> int:
+def clip_count(layout: DatasetLayout, shards: list[str]) -> int:
+    """How many clips the scene cut wrote, from the per-shard clip tables' metadata."""
     tables = [layout.table("clips", shard) for shard in shards]
     return sum(pq.ParquetFile(t).metadata.num_rows for t in tables if t.exists())
 
@@ -70,7 +79,7 @@ def summarise(layout: DatasetLayout) -> list[StageSummary]:
     """Per registry stage, in registry order: counts, top failure reasons, what is pending."""
     manifest = read_manifest(layout.manifest)
     shards = sorted(manifest.shard.unique())
-    base = {"videos": len(manifest), "clips": _clip_count(layout, shards)}
+    base = {"videos": len(manifest), "clips": clip_count(layout, shards)}
     summaries: dict[str, StageSummary] = {}
     ok_ids: dict[str, set[str]] = {}
     for entry in STAGES:
@@ -128,3 +137,40 @@ def format_summary(
         for (status, reason), count in s.reasons.most_common(top):
             lines.append(f"{'':<10}  {count:>5} x {status}: {reason}")
     return "\n".join(lines)
+
+
+def format_throughput(
+    previous: list[StageSummary], current: list[StageSummary], seconds: float
+) -> str:
+    """Per stage, items finished per minute between two summaries ``seconds`` apart."""
+    before = {s.stage: s.finished for s in previous}
+    lines = [f"throughput over the last {seconds:.0f} s (items/min):"]
+    for s in current:
+        done = s.finished - before.get(s.stage, 0)
+        rate = 60 * done / seconds if seconds > 0 else 0.0
+        lines.append(f"{s.stage:<10}{rate:>8.1f}  (+{done})")
+    return "\n".join(lines)
+
+
+def watch(
+    layout: DatasetLayout,
+    interval: float,
+    n_shards: int,
+    refreshes: int | None = None,
+    show: Callable[[str], None] = print,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Print the status every ``interval`` seconds (``refreshes`` times; forever by default),
+    each time after the first with the items per minute every stage finished since the last."""
+    previous, then, count = None, clock(), 0
+    while refreshes is None or count < refreshes:
+        if count:
+            sleep(interval)
+        summaries, now = summarise(layout), clock()
+        text = format_summary(layout.dataset, summaries, n_shards)
+        if previous is not None:
+            text += "\n" + format_throughput(previous, summaries, now - then)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+        show(f"--- {stamp}\n{text}")
+        previous, then, count = summaries, now, count + 1

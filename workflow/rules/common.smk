@@ -132,9 +132,29 @@ def stage_statuses(dataset):
     )
 
 
+FUNNEL_ITEMS = ("funnel.html", "funnel.png")  # report.smk, rule report_funnel
+
+
 def report_items(dataset):
-    """The report items of every stage, in registry order."""
-    return expand("results/{dataset}/report/{item}", dataset=dataset, item=REPORT_ITEMS)
+    """The funnel, then the report items of every stage, in registry order."""
+    return expand(
+        "results/{dataset}/report/{item}",
+        dataset=dataset,
+        item=FUNNEL_ITEMS + REPORT_ITEMS,
+    )
+
+
+def funnel_inputs(wildcards):
+    """What the funnel reads: the manifest, every stage's status tables, the clip tables."""
+    return {
+        "manifest": f"results/{wildcards.dataset}/manifest.parquet",
+        "statuses": stage_statuses(wildcards.dataset),
+        "clips": expand(
+            "results/{dataset}/tables/clips/{shard}.parquet",
+            dataset=wildcards.dataset,
+            shard=shards(wildcards.dataset),
+        ),
+    }
 
 
 # --- exports (rules in export.smk) ---

@@ -1,6 +1,38 @@
-# Report items for `snakemake --report`, one rule per stage that has items (their order in the
-# report is the registry's, vidmine.registry.REPORT_ITEMS). No item reads the private zone:
-# pictures come from released clips, everything else from tables.
+# Report items for `snakemake --report`: the funnel, then one rule per stage that has items. The
+# report sorts subcategories and items by name, so each subcategory starts with its place in the
+# pipeline ("1 Funnel" ... "7 Crops and flow"; the lifter's comes last) and each item has a
+# readable label. No item reads the private zone: pictures come from released clips, everything
+# else from tables. The landing page is report/workflow.rst (the Snakefile's report directive).
+
+
+rule report_funnel:
+    input:
+        unpack(funnel_inputs),
+    output:
+        html=report(
+            "results/{dataset}/report/funnel.html",
+            caption="../report/funnel.rst",
+            category="{dataset}",
+            subcategory="1 Funnel",
+            labels={"item": "funnel: every stage's counts and loss reasons (table)"},
+        ),
+        png=report(
+            "results/{dataset}/report/funnel.png",
+            caption="../report/funnel_png.rst",
+            category="{dataset}",
+            subcategory="1 Funnel",
+            labels={"item": "funnel: what every stage passed on (picture)"},
+        ),
+    log:
+        "results/{dataset}/logs/report/funnel.log",
+    conda:
+        "../envs/video.yaml"
+    threads: 1
+    params:
+        dataset_dir=dataset_dir,
+    shell:
+        "vidmine report-funnel --dataset-dir {params.dataset_dir} --html {output.html}"
+        " --png {output.png} > {log} 2>&1"
 
 
 rule report_download:
@@ -11,7 +43,8 @@ rule report_download:
             "results/{dataset}/report/download_summary.html",
             caption="../report/download.rst",
             category="{dataset}",
-            subcategory="Download",
+            subcategory="2 Download",
+            labels={"item": "download outcomes and reasons (table)"},
         ),
     log:
         "results/{dataset}/logs/report/download.log",
@@ -32,13 +65,15 @@ rule report_scenecut:
             "results/{dataset}/report/clips.html",
             caption="../report/clips.rst",
             category="{dataset}",
-            subcategory="Scene cut",
+            subcategory="3 Scene cut",
+            labels={"item": "clip table: totals and top rows"},
         ),
         shots=report(
             "results/{dataset}/report/shots.png",
             caption="../report/shots.rst",
             category="{dataset}",
-            subcategory="Scene cut",
+            subcategory="3 Scene cut",
+            labels={"item": "shots and clips per video (picture)"},
         ),
     log:
         "results/{dataset}/logs/report/scenecut.log",
@@ -58,13 +93,15 @@ rule report_filter:
             "results/{dataset}/report/filter.html",
             caption="../report/filter.rst",
             category="{dataset}",
-            subcategory="Filter",
+            subcategory="4 Filter",
+            labels={"item": "filter decisions, flags and scores (table)"},
         ),
         scores=report(
             "results/{dataset}/report/filter_scores.png",
             caption="../report/filter_scores.rst",
             category="{dataset}",
-            subcategory="Filter",
+            subcategory="4 Filter",
+            labels={"item": "filter scores and bounds (picture)"},
         ),
     log:
         "results/{dataset}/logs/report/filter.log",
@@ -87,7 +124,8 @@ rule report_blur:
             "results/{dataset}/report/blur_examples.png",
             caption="../report/blur.rst",
             category="{dataset}",
-            subcategory="Privacy",
+            subcategory="5 Privacy (blur and audit)",
+            labels={"item": "blurred faces on released frames (picture)"},
         ),
     log:
         "results/{dataset}/logs/report/blur.log",
@@ -110,7 +148,8 @@ rule report_audit:
             "results/{dataset}/report/audit.html",
             caption="../report/audit.rst",
             category="{dataset}",
-            subcategory="Privacy",
+            subcategory="5 Privacy (blur and audit)",
+            labels={"item": "privacy audit verdict (table)"},
         ),
     log:
         "results/{dataset}/logs/report/audit.log",
@@ -131,13 +170,15 @@ rule report_detect:
             "results/{dataset}/report/track_examples.png",
             caption="../report/tracks.rst",
             category="{dataset}",
-            subcategory="Tracks",
+            subcategory="6 Tracks",
+            labels={"item": "tracks on released frames (picture)"},
         ),
         lengths=report(
             "results/{dataset}/report/track_lengths.png",
             caption="../report/track_lengths.rst",
             category="{dataset}",
-            subcategory="Tracks",
+            subcategory="6 Tracks",
+            labels={"item": "track lengths (picture)"},
         ),
     log:
         "results/{dataset}/logs/report/detect.log",
@@ -160,7 +201,8 @@ rule report_flow:
             "results/{dataset}/report/crops_flow.png",
             caption="../report/crops_flow.rst",
             category="{dataset}",
-            subcategory="Crops and flow",
+            subcategory="7 Crops and flow",
+            labels={"item": "person crops and optical flow (picture)"},
         ),
     log:
         "results/{dataset}/logs/report/flow.log",

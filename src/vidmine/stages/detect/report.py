@@ -17,6 +17,17 @@ from vidmine.tracks import COCO_BONES, keypoint_array, read_tracks
 COLOURS = [(0, 200, 255), (255, 120, 0), (60, 220, 60), (220, 60, 220), (255, 255, 0)]
 
 
+def draw_label(image: np.ndarray, text: str, corner: tuple[int, int], colour) -> None:
+    """White text on a dark box edged in the track's colour, just inside the box's top-left
+    corner: readable on any footage and any track colour."""
+    font, scale, thickness = cv2.FONT_HERSHEY_SIMPLEX, 0.45, 1
+    (width, height), baseline = cv2.getTextSize(text, font, scale, thickness)
+    x, y = corner[0] + 2, corner[1] + 2
+    cv2.rectangle(image, (x, y), (x + width + 4, y + height + baseline + 4), (30, 30, 30), -1)
+    cv2.rectangle(image, (x, y), (x + width + 4, y + height + baseline + 4), colour, 1)
+    cv2.putText(image, text, (x + 2, y + height + 2), font, scale, (255, 255, 255), thickness)
+
+
 def draw_tracks(frame: np.ndarray, rows: pd.DataFrame, min_score: float = 0.3) -> np.ndarray:
     """Boxes, track ids and COCO skeletons of one frame's rows, drawn on a copy (BGR)."""
     out = frame.copy()
@@ -25,8 +36,7 @@ def draw_tracks(frame: np.ndarray, rows: pd.DataFrame, min_score: float = 0.3) -
         colour = COLOURS[int(row.track_id) % len(COLOURS)]
         p1, p2 = (int(row.x1), int(row.y1)), (int(row.x2), int(row.y2))
         cv2.rectangle(out, p1, p2, colour, 2)
-        label = f"{row.class_name} {int(row.track_id)}"
-        cv2.putText(out, label, (p1[0] + 2, p1[1] + 14), cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1)
+        draw_label(out, f"{row.class_name} {int(row.track_id)}", p1, colour)
         if np.isnan(points).all():
             continue
         for a, b in COCO_BONES:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from vidmine.reporting import html_table_page, plt, save_figure
+from vidmine.reporting import Section, html_table_page, plt, save_figure
 
 
 def filter_summary(scores: pd.DataFrame, out: str | Path) -> None:
@@ -30,13 +30,14 @@ def filter_summary(scores: pd.DataFrame, out: str | Path) -> None:
         "short_side",
     ]
     shown = [c for c in columns if c in scores.columns and scores[c].notna().any()]
-    table = scores[shown].round(3)  # aesthetic_score is all NaN unless its backend is on
+    # aesthetic_score is all NaN unless its backend is on; dropped clips first
+    table = scores.sort_values(["decision", "clip_id"])[shown].round(3)
     html_table_page(
         "Clip filter",
         [
-            ("Decisions", counts),
-            ("Flags (a clip can have several)", by_flag),
-            ("Scores per clip", table),
+            Section("Decisions", counts),
+            Section("Flags (a clip can have several)", by_flag),
+            Section("Scores per clip (dropped first)", table, "tables/scores/*.parquet"),
         ],
         out,
     )
@@ -62,8 +63,11 @@ def filter_scores(scores: pd.DataFrame, settings: dict[str, Any], out: str | Pat
     dropped = scores[scores.decision == "drop"] if len(scores) else scores
     for ax, (column, setting, label) in zip(axes, SCORE_BOUNDS, strict=True):
         for frame, colour, name in ((kept, "tab:blue", "kept"), (dropped, "tab:red", "dropped")):
-            if len(frame):
-                ax.scatter(frame[column], [0] * len(frame), s=30, color=colour, label=name)
+            if len(frame):  # small translucent dots when there are many clips
+                size, alpha = (30, 1.0) if len(scores) <= 200 else (8, 0.3)
+                ax.scatter(
+                    frame[column], [0] * len(frame), s=size, alpha=alpha, color=colour, label=name
+                )
         bound = 1.0 if setting is None else settings.get(setting)
         if bound is not None:
             ax.axvline(float(bound), color="black", linestyle="--", linewidth=1)

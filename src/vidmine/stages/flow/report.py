@@ -27,6 +27,38 @@ def flow_to_color(flow: np.ndarray, max_magnitude: float | None = None) -> np.nd
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
 
 
+def colour_wheel(size: int = 128) -> np.ndarray:
+    """The legend of :func:`flow_to_color`, RGB: each pixel coloured as a flow pointing from
+    the centre to it (image axes: x right, y down), full speed at the rim, black outside."""
+    axis = np.linspace(-1.0, 1.0, size, dtype=np.float32)
+    x, y = np.meshgrid(axis, axis)
+    flow = np.stack([x, y], axis=-1)
+    wheel = flow_to_color(flow, max_magnitude=1.0)
+    wheel[np.hypot(x, y) > 1.0] = 0
+    return wheel
+
+
+def _wheel_legend() -> tuple[np.ndarray, str]:
+    wheel = colour_wheel()[..., ::-1].copy()  # BGR like the strips
+    centre = wheel.shape[0] // 2
+    for text, (dx, dy) in (
+        ("right", (30, 4)),
+        ("down", (-14, 58)),
+        ("left", (-60, 4)),
+        ("up", (-8, -50)),
+    ):
+        cv2.putText(
+            wheel,
+            text,
+            (centre + dx, centre + dy),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.35,
+            (255, 255, 255),
+            1,
+        )
+    return wheel, "flow colours: hue = direction, brightness = speed"
+
+
 def crop_flow_examples(crops: pd.DataFrame, root: Path, out: str | Path, count: int = 4) -> None:
     """For a few tracks: previous crop, crop, mask and flow (colour wheel), side by side."""
     images = []
@@ -44,4 +76,6 @@ def crop_flow_examples(crops: pd.DataFrame, root: Path, out: str | Path, count: 
         strip = np.concatenate([track.prev_crops[i], track.crops[i], mask, colour], axis=1)
         label = f"{row.clip_id} t{int(row.track_id)} frame {int(track.frames[i])}"
         images.append((strip, label + ": prev, crop, mask, flow"))
+    if images:  # the colour wheel that reads the flow panels
+        images.append(_wheel_legend())
     tile(images, "Person crops and optical flow (released pixels)", out)
