@@ -138,3 +138,30 @@ def test_the_published_model_is_lifted_with_from_the_weights_cache(tmp_path, mon
     wrong = ["--model-sha256", "0" * 16]
     with pytest.raises(Exception, match="SHA-256 does not match"):
         cli.main([*argv, *wrong, "--device", "cpu"])
+
+
+def test_the_lifter_report_page_shows_the_gif_and_the_metrics_inline(tmp_path):
+    import base64
+    import json
+
+    from vidmine.lifter.report import write_lifter_page
+
+    gif = tmp_path / "t.gif"
+    Image.new("RGB", (8, 8), "red").save(gif, format="GIF")
+    lifted = tmp_path / "lifted"
+    lifted.mkdir()
+    poses = np.zeros((4, 17, 3), np.float32)
+    poses[2:] = np.nan
+    np.savez(lifted / "c-t001.npz", poses_3d=poses, confidence=np.array([0.8, 0.6, 0, 0]),
+             flip_disagreement_m=np.array([0.01, 0.03, np.nan, np.nan]), segments=[[0, 2]])  # fmt: skip
+    metrics = {"overall": {"mpjpe": 55.54, "p_mpjpe": 39.4}, "per_action": {
+        "Walk": {"mpjpe": 50.0, "p_mpjpe": 30.0}, "Run": {"mpjpe": 70.0, "p_mpjpe": 40.0}}}  # fmt: skip
+    (tmp_path / "m.json").write_text(json.dumps(metrics))
+    out = tmp_path / "lifter.html"
+    write_lifter_page(out, gif, lifted, tmp_path / "m.json")
+    page = out.read_text()
+    assert base64.b64encode(gif.read_bytes()).decode() in page
+    assert "<td>55.5</td>" in page and page.index("<td>Run</td>") < page.index("<td>Walk</td>")
+    assert "<td>c-t001</td>" in page and "<td>0.7</td>" in page and "<td>20.0</td>" in page
+    write_lifter_page(out, gif, lifted)  # a published model: no metrics
+    assert "MPJPE" not in out.read_text()

@@ -46,7 +46,8 @@ class Section:
     limit: int = ROW_LIMIT
 
 
-def _section_html(section: Section) -> str:
+def section_html(section: Section) -> str:
+    """One section as HTML: its title, the first ``limit`` rows, and how many more where."""
     frame, total = section.frame, len(section.frame)
     shown = frame.head(section.limit)
     html = f"<h3>{escape(section.title)}</h3>" + shown.to_html(index=False, na_rep="")
@@ -68,7 +69,7 @@ def html_table_page(
     """An HTML page of tables, each cut to its section's row limit (``(title, frame)`` pairs
     get the default limit and name no source); ``intro``, a line of text above them."""
     parts = [s if isinstance(s, Section) else Section(*s) for s in sections]
-    body = (f"<p>{escape(intro)}</p>" if intro else "") + "".join(_section_html(s) for s in parts)
+    body = (f"<p>{escape(intro)}</p>" if intro else "") + "".join(section_html(s) for s in parts)
     write_text_atomic(out, PAGE.format(title=title, body=body))
 
 

@@ -431,8 +431,22 @@ def lifter_targets(dataset):
     if lift_model(dataset) == "trained":
         names = ["model.pt", "metrics.json", "metrics.png", "lifted"]
     return expand("results/{dataset}/lifter/{name}", dataset=dataset, name=names) + [
-        f"results/{dataset}/report/lifted_track.gif"
+        f"results/{dataset}/report/lifted_track.gif",
+        f"results/{dataset}/report/lifter.html",
     ]
+
+
+def lifter_report_inputs(wildcards):
+    """Input function of report_lifter: the GIF and lifted tracks, and the test metrics when
+    the dataset trains its own model."""
+    root = f"results/{wildcards.dataset}"
+    inputs = {
+        "gif": f"{root}/report/lifted_track.gif",
+        "lifted": f"{root}/lifter/lifted",
+    }
+    if lift_model(wildcards.dataset) == "trained":
+        inputs["metrics"] = f"{root}/lifter/metrics.json"
+    return inputs
 
 
 def all_targets(wildcards):

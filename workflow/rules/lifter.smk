@@ -37,18 +37,12 @@ rule evaluate_lifter:
         model="results/{dataset}/lifter/model.pt",
         data=lifter_data_files,
     output:
-        metrics=report(
-            "results/{dataset}/lifter/metrics.json",
-            caption="../report/lifter_metrics.rst",
-            category="{dataset}",
-            subcategory="Lifter",
-            labels={"item": "metrics (JSON)"},
-        ),
+        metrics="results/{dataset}/lifter/metrics.json",
         plot=report(
             "results/{dataset}/lifter/metrics.png",
             caption="../report/lifter_plot.rst",
             category="{dataset}",
-            subcategory="Lifter",
+            subcategory="8 Lifter",
             labels={"item": "errors per action and training curve"},
         ),
     log:
@@ -74,13 +68,7 @@ rule lift_tracks:
         videos="results/{dataset}/export/videopose3d_videos",
     output:
         lifted=directory("results/{dataset}/lifter/lifted"),
-        gif=report(
-            "results/{dataset}/report/lifted_track.gif",
-            caption="../report/lifted.rst",
-            category="{dataset}",
-            subcategory="Lifter",
-            labels={"item": "a lifted track"},
-        ),
+        gif="results/{dataset}/report/lifted_track.gif",
     log:
         "results/{dataset}/logs/lifter/lift.log",
     conda:
@@ -97,3 +85,28 @@ rule lift_tracks:
         "vidmine lifter lift --model {params.model} {params.checks} --input {input.tracks}"
         " --videos {input.videos} --out-dir {output.lifted} --report-gif {output.gif}"
         " > {log} 2>&1"
+
+
+rule report_lifter:
+    input:
+        unpack(lifter_report_inputs),
+    output:
+        report(
+            "results/{dataset}/report/lifter.html",
+            caption="../report/lifter_page.rst",
+            category="{dataset}",
+            subcategory="8 Lifter",
+            labels={"item": "lifted track and test errors"},
+        ),
+    log:
+        "results/{dataset}/logs/lifter/report.log",
+    conda:
+        "../envs/lifter.yaml"
+    threads: 1
+    params:
+        metrics=lambda wildcards, input: (
+            f"--metrics {input.metrics}" if "metrics" in input.keys() else ""
+        ),
+    shell:
+        "vidmine lifter report --gif {input.gif} --lifted {input.lifted} {params.metrics}"
+        " --out {output} > {log} 2>&1"

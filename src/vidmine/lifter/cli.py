@@ -158,6 +158,14 @@ def _cmd_lift(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from vidmine.lifter.report import write_lifter_page
+
+    metrics = Path(args.metrics) if args.metrics else None
+    write_lifter_page(Path(args.out), Path(args.gif), Path(args.lifted), metrics)
+    return 0
+
+
 def _add_settings_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--settings",
@@ -210,6 +218,13 @@ def _add_commands(sub) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--report-gif", help="also copy the first rendered GIF here (report item)")
     p.set_defaults(func=_cmd_lift)
+
+    p = sub.add_parser("report", help="the lifter's report page (GIF and metrics inline)")
+    p.add_argument("--gif", required=True, help="the lifted track's GIF (lift --report-gif)")
+    p.add_argument("--lifted", required=True, help="lift's output folder")
+    p.add_argument("--metrics", help="evaluate's metrics JSON (absent: a published model)")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=_cmd_report)
 
 
 def register(subparsers) -> None:
