@@ -17,6 +17,9 @@ import pytest
 from vidmine.sources import demo_video_paths
 
 REPO = Path(__file__).resolve().parent.parent
+# The tests' own config (the workflow catalogue's .test/ convention), never the user's
+# config/config.yaml: it holds the embedded demo as the tests expect it.
+TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"
 # Tests run `vidmine` and `snakemake` as subprocesses: use the ones of this interpreter.
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
 

@@ -14,8 +14,9 @@ def demo(**extra):
     return {"datasets": {"demo": {"source": {"type": "demo"}, **extra}}}
 
 
-def test_project_config_is_valid_and_filled_with_defaults():
-    config = load_config(REPO / "config" / "config.yaml")
+@pytest.mark.parametrize("path", ["config/config.yaml", ".test/config/config.yaml"])
+def test_project_config_is_valid_and_filled_with_defaults(path):
+    config = load_config(REPO / path)
     demo_cfg = config["datasets"]["demo"]
     assert demo_cfg["download"]["allow_file_urls"] is True
     assert demo_cfg["probe"]["min_frames"] == 2  # a default from the schema

@@ -36,6 +36,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"  # the tests' config
 ENVS = REPO / "workflow" / "envs"
 BIN = Path(sys.executable).parent
 CACHE = Path(os.environ.get("VIDMINE_TEST_ENVS", Path.home() / ".cache/vidmine/test-envs"))
@@ -165,7 +166,7 @@ def write_config(workdir: Path) -> Path:
     import torch.nn as nn
     from torchvision.models import resnet18
 
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = yaml.safe_load((TEST_CONFIG).read_text())
     demo = config["datasets"]["demo"]
     demo["lifter"]["epochs"] = 2  # trains twice here (.venv, then the lifter env)
     small = {k: demo[k] for k in ("shard_size", "download", "scenecut", "trackverse")}

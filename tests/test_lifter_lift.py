@@ -152,10 +152,13 @@ def test_the_lifter_report_page_shows_the_gif_and_the_metrics_inline(tmp_path):
     lifted.mkdir()
     poses = np.zeros((4, 17, 3), np.float32)
     poses[2:] = np.nan
-    np.savez(lifted / "c-t001.npz", poses_3d=poses, confidence=np.array([0.8, 0.6, 0, 0]),
-             flip_disagreement_m=np.array([0.01, 0.03, np.nan, np.nan]), segments=[[0, 2]])  # fmt: skip
-    metrics = {"overall": {"mpjpe": 55.54, "p_mpjpe": 39.4}, "per_action": {
-        "Walk": {"mpjpe": 50.0, "p_mpjpe": 30.0}, "Run": {"mpjpe": 70.0, "p_mpjpe": 40.0}}}  # fmt: skip
+    flip = np.array([0.01, 0.03, np.nan, np.nan])
+    confidence = np.array([0.8, 0.6, 0, 0])
+    segments = [[0, 2]]
+    np.savez(lifted / "c-t001.npz", poses_3d=poses, confidence=confidence,
+             flip_disagreement_m=flip, segments=segments)  # fmt: skip
+    per_action = {"Walk": {"mpjpe": 50.0, "p_mpjpe": 30.0}, "Run": {"mpjpe": 70.0, "p_mpjpe": 40.0}}
+    metrics = {"overall": {"mpjpe": 55.54, "p_mpjpe": 39.4}, "per_action": per_action}
     (tmp_path / "m.json").write_text(json.dumps(metrics))
     out = tmp_path / "lifter.html"
     write_lifter_page(out, gif, lifted, tmp_path / "m.json")

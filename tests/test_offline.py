@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"  # the tests' config
 pytestmark = pytest.mark.slow
 
 
@@ -36,7 +37,7 @@ def test_everything_after_download_runs_without_network(tmp_path):
     if probe.returncode != 0:
         pytest.skip(f"cannot make a network namespace here: {probe.stderr.strip()}")
     (tmp_path / "config").mkdir()
-    shutil.copy(REPO / "config" / "config.yaml", tmp_path / "config" / "config.yaml")
+    shutil.copy(TEST_CONFIG, tmp_path / "config" / "config.yaml")
     downloads = [f"results/demo/status/download/s0000{i}.parquet" for i in range(2)]
     online = snakemake(tmp_path, *downloads)
     assert online.returncode == 0, online.stderr[-3000:]

@@ -192,7 +192,8 @@ def test_workflow_description_renders_the_demo_config():
     from vidmine.config import validate_config
 
     repo = Path(__file__).resolve().parent.parent
-    config = validate_config(yaml.safe_load((repo / "config" / "config.yaml").read_text()))
+    test_config = repo / ".test" / "config" / "config.yaml"
+    config = validate_config(yaml.safe_load(test_config.read_text()))
 
     class Snakemake:
         pass

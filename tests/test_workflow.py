@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO
+from conftest import REPO, TEST_CONFIG
 from vidmine.runner import read_status
 
 SNAKEMAKE = [
@@ -18,7 +18,7 @@ SNAKEMAKE = [
     "-s",
     str(REPO / "workflow" / "Snakefile"),
     "--configfile",
-    str(REPO / "config" / "config.yaml"),
+    str(TEST_CONFIG),
 ]
 EXPECTED_CLIPS = [
     "bigbuckbunny-c000",
@@ -365,7 +365,7 @@ def test_gpu_backends_plan_once_the_manifest_exists(tmp_path):
     so the whole plan is only checked once it exists)."""
     import yaml
 
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = yaml.safe_load(TEST_CONFIG.read_text())
     config["datasets"]["demo"].update(
         detect={"backend": "torchvision"}, flow={"backend": "raft"}, lifter={"enabled": False}
     )
@@ -396,13 +396,13 @@ def test_trained_filter_scorers_run_in_the_torch_env(tmp_path):
     """A dataset with a trained cartoon or aesthetic scorer gets the filter rule with torch."""
     import yaml
 
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = yaml.safe_load(TEST_CONFIG.read_text())
     demo = config["datasets"]["demo"]
     demo["filter"] = {"aesthetic": {"backend": "clip_linear", "head_weights": "head.pth"}}
     path = tmp_path / "trained.yaml"
     path.write_text(yaml.safe_dump(config))
     plan = {}
-    for name, configfile in (("default", REPO / "config" / "config.yaml"), ("trained", path)):
+    for name, configfile in (("default", TEST_CONFIG), ("trained", path)):
         target = "results/demo/tables/scores/s00000.parquet"  # shard jobs follow a checkpoint
         run = snakemake(tmp_path, "-n", target, "--configfile", str(configfile))
         plan[name] = run.stdout + run.stderr
@@ -415,7 +415,7 @@ def test_lifter_rules_declare_the_human36m_files_they_read(tmp_path):
     inputs, so a missing one stops the plan naming it (and an edited one retrains)."""
     import yaml
 
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = yaml.safe_load(TEST_CONFIG.read_text())
     lifter = config["datasets"]["demo"]["lifter"]
     lifter.update(data="h36m", h36m_dir=str(tmp_path / "h36m"), h36m_cameras="cams.json")
     path = tmp_path / "h36m.yaml"
@@ -483,7 +483,7 @@ def test_lift_tracks_lifts_with_the_configured_model(demo_run, tmp_path):
     declared as the rule's input, so a missing file stops the plan naming it."""
     import yaml
 
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = yaml.safe_load(TEST_CONFIG.read_text())
     lifter = config["datasets"]["demo"]["lifter"]
     target = ["-n", "-p", "results/demo/lifter/lifted", "--forcerun", "lift_tracks"]
     for spec in ("videopose3d_coco", str(tmp_path / "epoch_80.bin")):

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[2]
+TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"  # the tests' config
 CLUSTER_SH = REPO / "tests" / "slurm" / "cluster.sh"
 SNAKEFILE = REPO / "workflow" / "Snakefile"
 # The users' profile, then the overlay for the one-node test cluster (its keys replace those).
@@ -209,7 +210,7 @@ def cancel_run(run_id: str) -> None:
 def demo_workdir(path: Path) -> Path:
     """A working directory for one run of the real workflow (its own results/ and .snakemake/)."""
     (path / "config").mkdir(parents=True)
-    shutil.copy(REPO / "config" / "config.yaml", path / "config" / "config.yaml")
+    shutil.copy(TEST_CONFIG, path / "config" / "config.yaml")
     return path
 
 

@@ -37,7 +37,7 @@ def stage(results):
     return FilterStage(DatasetLayout(results, "d"), "s00000", settings())
 
 
-DEMO_CARTOON = {"saturation_threshold": 0.25}  # config/config.yaml's opt-in saturation cue
+DEMO_CARTOON = {"saturation_threshold": 0.25}  # the demo config's opt-in saturation cue
 
 
 @pytest.mark.parametrize(
