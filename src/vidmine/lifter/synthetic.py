@@ -564,9 +564,9 @@ def clip_to_limits(j: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def _local_rotations(a: _Angles) -> np.ndarray:
-    """Per-joint local rotation matrices (T, 17, 3, 3) from the angle table (degrees)."""
-    j = {k: np.radians(v) for k, v in clip_to_limits(a.j).items()}
+def _local_rotations(a: _Angles, angles: dict[str, np.ndarray]) -> np.ndarray:
+    """Per-joint local rotation matrices (T, 17, 3, 3) from an angle table (degrees)."""
+    j = {k: np.radians(v) for k, v in angles.items()}
     t = len(a.t)
     rot = np.broadcast_to(np.eye(3), (t, 17, 3, 3)).copy()
     rot[:, 0] = (
@@ -670,10 +670,11 @@ def simulate(
     t = np.arange(frames) / fps
     a = _Angles(t=t, yaw=np.full(frames, rng.uniform(-np.pi, np.pi)))
     _MOTIONS[action](a, rng)
-    rel, glob = forward_kinematics(_local_rotations(a), bones)
+    angles = clip_to_limits(a.j)
+    rel, glob = forward_kinematics(_local_rotations(a, angles), bones)
     z = _root_height(rel, a.flight, fps)
     root = np.concatenate([_root_travel(rel, a, fps), z[:, None]], axis=1)
-    return Motion(rel + root[:, None, :], glob[:, 9], a.flight.copy(), clip_to_limits(a.j))
+    return Motion(rel + root[:, None, :], glob[:, 9], a.flight.copy(), angles)
 
 
 def animate(
