@@ -12,8 +12,8 @@ data path (``gen``): frames per second of batches produced, without the model.
 
 training (output frames per second, one Adam step per batch, flip augmentation on):
   * ``orig-1f``: the original default path - a per-batch NumPy generator that loops over
-    chunks, edge-pads and flips each one (written here from FORMATS.md 1.11), feeding the
-    strided one-frame model.
+    chunks, edge-pads and flips each one (written here from docs/formats/videopose3d.md,
+    "Generators, padding and flipping"), feeding the strided one-frame model.
   * ``orig-dilated``: the original with ``--disable-optimizations``: same generator, the
     dilated full model over each padded window.
   * ``vidmine-fp32``: pre-padded/pre-flipped data gathered with one index op (on the device),

@@ -1,4 +1,5 @@
-"""VideoPose3D formats (FORMATS.md 1.2-1.4) and the shared safe pickle/npz helpers."""
+"""VideoPose3D formats (docs/formats/videopose3d.md, "Detectron npz", "Custom 2D npz",
+"Human3.6M npz") and the shared safe pickle/npz helpers."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ from vidmine.formats.videopose3d import (
 )
 from vidmine.tracks import TRACK_COLUMNS, read_tracks, write_tracks
 
-# FORMATS.md 1.3, written out here rather than taken from the module under test.
+# docs/formats/videopose3d.md, "Custom 2D npz", written out here rather than taken from the module
+# under test.
 CUSTOM_KEYS = {"positions_2d", "metadata"}  # what run.py reads
 # vidmine adds the keypoint scores under a key VideoPose3D never opens
 EXTRA_KEYS = {"scores_2d"}
@@ -343,7 +345,8 @@ def test_detectron_clip_layout(tmp_path):
     np.testing.assert_array_equal(kp[0][1][1, 1], kp_b[:, 1])  # row y
     np.testing.assert_array_equal(kp[0][1][1, 2], 0)  # dummy logit row
     np.testing.assert_allclose(kp[0][1][1, 3], 0.3)  # prob row
-    # What prepare_data_2d_custom does per frame (FORMATS 1.3): best box -> keypoints.T.
+    # What prepare_data_2d_custom does per frame (docs/formats/videopose3d.md, "Custom 2D npz"):
+    # best box -> keypoints.T.
     best = np.argmax(bb[0][1][:, 4])
     np.testing.assert_array_equal(kp[0][1][best].T[:, :2], kp_b[:, :2])
 

@@ -1,4 +1,4 @@
-"""HMMR / InstaVariety tfrecords (FORMATS.md 4.4, docs/formats/hmmr.md), written without
+"""HMMR / InstaVariety tfrecords (docs/formats/hmmr.md, "TFRecord layout"), written without
 TensorFlow, in HMMR's three layouts: train with precomputed phis (224 crops, [-1, 1] labels,
 image/phis), train without (300 crops, pixel labels) and test."""
 
@@ -22,7 +22,7 @@ from vidmine.formats.hmmr import (
 )
 from vidmine.tracks import COCO_KEYPOINTS
 
-# FORMATS.md 4.4, key -> list type, written out from the table.
+# docs/formats/hmmr.md, "TFRecord layout", key -> list type, written out from the table.
 COMMON = {
     "meta/N": "int64",
     "meta/has_3d": "int64",
@@ -44,7 +44,8 @@ COMMON = {
 }
 TRAIN_WITH_PHI = {**COMMON, "image/phis": "float"}
 TEST = {**COMMON, "meta/time_pts": "int64"}
-# FORMATS.md 4.2 joint table: HMMR index of each COCO joint (by name); the rest are unmapped.
+# docs/formats/hmmr.md, "Per-frame JSON tracks" joint table: HMMR index of each COCO joint (by
+# name); the rest are unmapped.
 HMMR_INDEX_OF_COCO = {
     "nose": 14,
     "left_eye": 15,

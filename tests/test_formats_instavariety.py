@@ -1,4 +1,5 @@
-"""InstaVariety OpenPose per-frame JSON tracks (FORMATS.md 4.2) -> track rows."""
+"""InstaVariety OpenPose per-frame JSON tracks (docs/formats/hmmr.md, "Per-frame JSON tracks") ->
+track rows."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from vidmine.formats.instavariety import (
 )
 from vidmine.tracks import COCO_KEYPOINTS, keypoint_array, read_tracks, write_tracks
 
-# The JSON joint names HMMR reads (FORMATS.md 4.2 table, "Head" never read).
+# The JSON joint names HMMR reads (docs/formats/hmmr.md, "Per-frame JSON tracks" table, "Head" never
+# read).
 JSON_NAMES = [
     "R Heel", "R Knee", "R Hip", "L Hip", "L Knee", "L Heel", "R Wrist", "R Elbow",
     "R Shoulder", "L Shoulder", "L Elbow", "L Wrist", "Neck", "Nose", "L Eye", "R Eye",

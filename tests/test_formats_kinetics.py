@@ -1,4 +1,4 @@
-"""Temporal-3D-Pose-Kinetics pickles (FORMATS.md 5): safe reading and conversion."""
+"""Temporal-3D-Pose-Kinetics pickles (docs/formats/kinetics.md): safe reading and conversion."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ from vidmine.formats.kinetics import (
 )
 from vidmine.tracks import read_tracks, write_tracks
 
-# FORMATS.md 5.3: cocoplus index of each COCO joint, in COCO order.
+# docs/formats/kinetics.md, "The 19 cocoplus joints": cocoplus index of each COCO joint, in COCO
+# order.
 COCOPLUS_OF_COCO = [14, 15, 16, 17, 18, 9, 8, 10, 7, 11, 6, 3, 2, 4, 1, 5, 0]
 N = 6
 W, H = 200, 100

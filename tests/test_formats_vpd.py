@@ -1,4 +1,4 @@
-"""VPD pose folders and crop file names (FORMATS.md 2.2-2.3)."""
+"""VPD pose folders and crop file names (docs/formats/vpd.md, "Pose directory", "Crops")."""
 
 from __future__ import annotations
 

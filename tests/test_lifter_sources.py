@@ -24,7 +24,8 @@ YOUTUBE_IDS = [f"vid{i:02d}xxxxx" for i in range(8)]
 
 
 def _clip(n: int, rng: np.random.Generator) -> dict:
-    """A Temporal-3D-Pose-Kinetics pickle's fields (FORMATS.md): 19 points, weak cameras."""
+    """A Temporal-3D-Pose-Kinetics pickle's fields (docs/formats/kinetics.md, "Keys"): 19 points,
+    weak cameras."""
     x3 = rng.uniform(-0.4, 0.4, (n, 19, 3))
     cams = np.stack([rng.uniform(0.6, 0.9, n), rng.uniform(0.9, 1.1, n), rng.uniform(0.6, 0.8, n)])
     kp2 = cams.T[:, None, :1] * (x3[:, :, :2] + cams.T[:, None, 1:])

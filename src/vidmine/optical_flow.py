@@ -3,10 +3,10 @@
 Shared by two stages (below them, so neither imports the other): the flow stage's per-track
 flow and the trackverse stage's motion metric.
 
-VPD (FORMATS.md 2.4) feeds its student network the forward flow ``prev crop -> crop`` (t - 1 to
-t, in crop pixels) next to the RGB crop. It computed that flow with RAFT on a GPU; vidmine keeps
-RAFT as a backend but defaults to OpenCV's DIS, which needs no weights, runs offline on a CPU
-and is what the filter stage already uses for its motion score.
+VPD (docs/formats/vpd.md, "Flow PNGs") feeds its student network the forward flow
+``prev crop -> crop`` (t - 1 to t, in crop pixels) next to the RGB crop. It computed that flow with
+RAFT on a GPU; vidmine keeps RAFT as a backend but defaults to OpenCV's DIS, which needs no weights,
+runs offline on a CPU and is what the filter stage already uses for its motion score.
 
 Backends share one batched interface (``FlowBackend.compute``: (N, H, W, 3) uint8 BGR pairs in,
 (N, H, W, 2) float32 ``dx, dy`` out) and are built by name with ``make_flow_backend``:

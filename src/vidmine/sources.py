@@ -290,7 +290,8 @@ def read_instavariety(
     test_list: str | Path | None = None,
     rejected: Rejections | None = None,
 ) -> list[SourceRecord]:
-    """InstaVariety.json posts (FORMATS.md 4.1) with splits from the ``tag/video_id`` lists.
+    """InstaVariety.json posts (docs/formats/hmmr.md, "InstaVariety metadata and download") with
+    splits from the ``tag/video_id`` lists.
 
     The raw id is ``download_tag/<urls[0] without .mp4>``, the same key the split lists use.
     """

@@ -1,6 +1,6 @@
-"""VPD crops: window geometry against boxes worked out by hand (FORMATS.md 2.3), windows
-partly outside the frame, masks, bad rows skipped with reasons, one decode pass per clip, and
-the npz round trip."""
+"""VPD crops: window geometry against boxes worked out by hand (docs/formats/vpd.md, "Crops"),
+windows partly outside the frame, masks, bad rows skipped with reasons, one decode pass per clip,
+and the npz round trip."""
 
 from __future__ import annotations
 

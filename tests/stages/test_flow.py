@@ -1,6 +1,6 @@
-"""Optical flow: VPD's flow PNG encoding (values worked out by hand, FORMATS.md 2.4), OpenCV
-backends recovering a known translation, RAFT end to end with untrained weights and with a
-weights file through resolve_weights, and float16 storage."""
+"""Optical flow: VPD's flow PNG encoding (values worked out by hand, docs/formats/vpd.md,
+"Flow PNGs"), OpenCV backends recovering a known translation, RAFT end to end with untrained weights
+and with a weights file through resolve_weights, and float16 storage."""
 
 from __future__ import annotations
 

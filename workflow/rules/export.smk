@@ -1,5 +1,6 @@
 # Exports: each a single target file or folder under results/{dataset}/export/, in the formats
-# researchers' training code already reads (FORMATS.md), built from released pixels only.
+# researchers' training code already reads (docs/formats/README.md), built from released
+# pixels only.
 
 
 rule export_videopose3d:

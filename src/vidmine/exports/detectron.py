@@ -1,5 +1,6 @@
-"""The Detectron export: ``infer_video_d2.py``-style npz per released clip (FORMATS.md 1.2), the
-input of VideoPose3D's own ``prepare_data_2d_custom.py``."""
+"""The Detectron export: ``infer_video_d2.py``-style npz per released clip
+(docs/formats/videopose3d.md, "Detectron npz"), the input of VideoPose3D's own
+``prepare_data_2d_custom.py``."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ log = logging.getLogger(__name__)
 
 
 def export_detectron(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike) -> dict[str, int]:
-    """Detectron-style npz per released clip with person tracks (FORMATS.md 1.2).
+    """Detectron-style npz per released clip with person tracks (docs/formats/videopose3d.md,
+    "Detectron npz").
 
     Named like ``infer_video_d2.py``'s output, ``<video file name>.npz`` =
     ``{clip_id}.mp4.npz``, so ``prepare_data_2d_custom.py -i <out_dir>`` names each sequence

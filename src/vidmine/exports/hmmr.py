@@ -1,4 +1,4 @@
-"""The HMMR export: InstaVariety-style tfrecords (FORMATS.md 4.4, docs/formats/hmmr.md), one
+"""The HMMR export: InstaVariety-style tfrecords (docs/formats/hmmr.md, "TFRecord layout"), one
 ``tf.train.Example`` per released person track, cropped from the released (blurred) clip.
 
 HMMR trains in one of two input modes, and a record serves one only (the same keys hold 224 crops
@@ -356,7 +356,8 @@ def export_hmmr(
     settings: dict[str, Any] | None = None,
     encoder: Encoder | None = None,
 ) -> dict[str, int]:
-    """HMMR / InstaVariety tfrecords (FORMATS.md 4.4): one Example per released person track.
+    """HMMR / InstaVariety tfrecords (docs/formats/hmmr.md, "TFRecord layout"): one Example per
+    released person track.
 
     ``settings``: the ``hmmr`` config section (schema defaults for what it leaves out).
     ``encoder`` replaces the one the settings would load (tests: random weights). Routing by
@@ -368,7 +369,7 @@ def export_hmmr(
     * test: ``test/<tag>_<track key>.tfrecord``, one track per file. ``<tag>`` is the video's
       manifest ``label`` (InstaVariety's download tag) or the dataset name; the track key in
       place of HMMR's video id keeps tracks of one video from overwriting each other (HMMR's
-      own bug, FORMATS.md 4.5).
+      own bug, docs/formats/hmmr.md, "Where HMMR's doc and code disagree").
 
     Returns counts: tracks and files per split, frames, ``phi_frames`` (frames with features),
     ``skipped_short`` (tracks under ``min_track_frames``) and ``skipped_empty`` (no crop).

@@ -1,6 +1,7 @@
-"""The TrackVerse export: one domain of the dataset's TrackVerse database (FORMATS.md 3.1), the
-files the trackverse stage and the subset builder already wrote, linked into one folder under
-the names TrackVerse's own code reads and writes (docs/formats/trackverse.md)."""
+"""The TrackVerse export: one domain of the dataset's TrackVerse database
+(docs/formats/trackverse.md, "Database layout (v1)"), the files the trackverse stage and the subset
+builder already wrote, linked into one folder under the names TrackVerse's own code reads and writes
+(docs/formats/trackverse.md)."""
 
 from __future__ import annotations
 
@@ -58,7 +59,8 @@ def export_trackverse(
     domain: str,
     curation: dict[str, Any] | None = None,
 ) -> dict[str, int]:
-    """TrackVerse's database layout (FORMATS.md 3.1) for one domain.
+    """TrackVerse's database layout (docs/formats/trackverse.md, "Database layout (v1)") for one
+    domain.
 
     * ``tracks_subsets/``: the index (``<domain>-index.jsonl.gzip``) and each curated subset,
       named as curate_db.py names it (``curate_db_name``; ``curation`` is the dataset's

@@ -1,5 +1,5 @@
 """The VideoPose3D export: ``data_2d_custom_<name>.npz``, one sequence per released person
-track (FORMATS.md 1.3, docs/formats/videopose3d.md), the file ``run.py -d custom -k <name>``
+track (docs/formats/videopose3d.md, "Custom 2D npz"), the file ``run.py -d custom -k <name>``
 trains or infers on, and beside it one video per sequence whose frame i is the sequence's
 row i, the ``--viz-video`` that ``run.py --render`` draws that sequence on."""
 
@@ -35,7 +35,8 @@ def export_videopose3d(
     videos_dir: str | os.PathLike | None = None,
     min_score: float = DEFAULT_MIN_KEYPOINT_SCORE,
 ) -> dict[str, int]:
-    """``data_2d_custom_<dataset_name>.npz`` (FORMATS.md 1.3): one sequence per person track.
+    """``data_2d_custom_<dataset_name>.npz`` (docs/formats/videopose3d.md, "Custom 2D npz"): one
+    sequence per person track.
 
     Sequences are named :func:`track_key` (``{clip_id}-t{NNN}``) and run from the track's first
     to its last clip frame, keypoints inside the frame and unsure ones filled in (``min_score``,

@@ -1,5 +1,6 @@
-"""The VPD export: VPD's dataset folder (FORMATS.md 2.1-2.4), one "video" per released person
-track, with the pose files, the clip and the crop / flow PNGs VPD's scripts would make."""
+"""The VPD export: VPD's dataset folder (docs/formats/vpd.md, "Directory layout", "Pose directory",
+"Crops", "Flow PNGs"), one "video" per released person track, with the pose files, the clip and the
+crop / flow PNGs VPD's scripts would make."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def _write_track_crops(root: Path, folder: Path, row: Any, rows: pd.DataFrame) -
 
 
 def export_vpd(dataset_dir: str | os.PathLike, out_dir: str | os.PathLike) -> dict[str, int]:
-    """VPD's dataset folder (FORMATS.md 2.1-2.4), one "video" per released person track.
+    """VPD's dataset folder (docs/formats/vpd.md, "Directory layout", "Pose directory", "Crops",
+    "Flow PNGs"), one "video" per released person track.
 
     VPD follows one athlete per video, so each track is its own video, named by its track key:
 

@@ -2,8 +2,9 @@
 
 Pure format code, no workflow wiring: each module turns vidmine's track table (``vidmine.tracks``)
 into the exact files another project's training code loads, or reads that project's files back.
-The facts followed (keys, shapes, dtypes, joint orders) are those of ``FORMATS.md``, which was
-read from the projects' code; where code and README disagree, the code wins.
+The facts followed (keys, shapes, dtypes, joint orders) are those of the pages in
+``docs/formats/`` (index: docs/formats/README.md), which were read from the projects' code;
+where code and README disagree, the code wins.
 
 * :mod:`vidmine.formats.videopose3d` - VideoPose3D npz files (custom 2D, Detectron, Human3.6M).
 * :mod:`vidmine.formats.hmmr` - HMMR / InstaVariety ``tf.train.Example`` tfrecords.

@@ -1,4 +1,5 @@
-"""HMMR / InstaVariety tfrecords (FORMATS.md 4.4), written and read without TensorFlow.
+"""HMMR / InstaVariety tfrecords (docs/formats/hmmr.md, "TFRecord layout"), written and read without
+TensorFlow.
 
 One ``tf.train.Example`` (not a SequenceExample) per track, every per-frame feature flattened
 in C order, with the keys and list types of HMMR's ``convert_to_example_temporal`` (the code,
@@ -31,8 +32,9 @@ from vidmine.formats._pickles import one_line
 from vidmine.io import atomic_path
 from vidmine.tracks import COCO_KEYPOINTS
 
-# HMMR's 25 joints (FORMATS.md 4.2): LSP-14, 5 face points, 6 toe points. Slots 0 and 5 hold
-# OpenPose heels (the "ankle" slots of HMR's cocoplus), the true ankles are 23 and 24.
+# HMMR's 25 joints (docs/formats/hmmr.md, "Per-frame JSON tracks"): LSP-14, 5 face points, 6 toe
+# points. Slots 0 and 5 hold OpenPose heels (the "ankle" slots of HMR's cocoplus), the true ankles
+# are 23 and 24.
 HMMR_JOINTS: tuple[str, ...] = (
     "R Heel",
     "R Knee",
@@ -276,7 +278,8 @@ def parse_example(data: bytes, path: Any = "<memory>", index: int = 0) -> Exampl
 
 
 def read_hmmr_tfrecord(path: str | os.PathLike) -> list[Example]:
-    """All examples of a tfrecord file, checksums verified, each checked against FORMATS 4.4."""
+    """All examples of a tfrecord file, checksums verified, each checked against
+    docs/formats/hmmr.md, "TFRecord layout"."""
     out = []
     for index, data in enumerate(_iter_records(path)):
         example = parse_example(data, path, index)
@@ -491,7 +494,8 @@ def track_to_hmmr_example(
     min_score: float = 0.1,
     jpeg_quality: int = 95,
 ) -> Example:
-    """One person track -> an HMMR example dict (FORMATS.md 4.3-4.4, :func:`hmmr_example`).
+    """One person track -> an HMMR example dict (docs/formats/hmmr.md, "Preprocessing",
+    "TFRecord layout", :func:`hmmr_example`).
 
     ``frames_bgr``: the track's T full frames (BGR uint8); ``keypoints``: (T, 17, 3) COCO
     x, y, score in frame pixels; ``boxes``: (T, 4) x1, y1, x2, y2. Labels are the 25 HMMR joints

@@ -1,4 +1,5 @@
-"""InstaVariety per-frame OpenPose JSON tracks (FORMATS.md 4.2) -> vidmine track rows.
+"""InstaVariety per-frame OpenPose JSON tracks (docs/formats/hmmr.md, "Per-frame JSON tracks") ->
+vidmine track rows.
 
 Layout: ``<root>/<download_tag>/<video_id>/<track_id>/<frame>.json``. Each file is one frame
 of one track: ``frame`` (0-based), ``imloc`` (the 1-based ffmpeg image name), ``track_id``,
@@ -93,8 +94,8 @@ def read_instavariety_track(track_dir: str | os.PathLike) -> list[InstaFrame]:
     """All frames of one track folder, in frame order.
 
     HMMR sorts the file names lexicographically, which is frame order only for zero-padded
-    names (the padding is unknown, FORMATS 4.2); sorting by the ``frame`` field is the same
-    for padded names and correct for unpadded ones.
+    names (the padding is unknown, docs/formats/hmmr.md, "Per-frame JSON tracks"); sorting by the
+    ``frame`` field is the same for padded names and correct for unpadded ones.
     """
     files = sorted(Path(track_dir).glob("*.json"))
     if not files:

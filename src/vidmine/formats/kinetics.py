@@ -1,4 +1,5 @@
-"""Temporal-3D-Pose-Kinetics pickles (FORMATS.md 5): import as track rows and lifter arrays.
+"""Temporal-3D-Pose-Kinetics pickles (docs/formats/kinetics.md): import as track rows and lifter
+arrays.
 
 Each ``<youtube_id>_<start>_<end>.pkl`` is a Python 2 pickle of a dict of numpy arrays for
 the inlier frames of one 10 s Kinetics clip (at most one person per frame). The files come
@@ -45,7 +46,7 @@ __all__ = [
     "read_kinetics_pkl",
 ]
 
-# plot_utils.HMR_JOINT_NAMES (FORMATS.md 5.3).
+# plot_utils.HMR_JOINT_NAMES (docs/formats/kinetics.md, "The 19 cocoplus joints").
 COCOPLUS_JOINTS: tuple[str, ...] = (
     "right_ankle",
     "right_knee",
@@ -137,7 +138,8 @@ def _array(path: Any, data: Mapping[str, Any], key: str, shape: tuple[int | None
 
 
 def read_kinetics_pkl(path: str | os.PathLike) -> KineticsClip:
-    """Read one pickle safely and check its keys and shapes against FORMATS.md 5.2."""
+    """Read one pickle safely and check its keys and shapes against docs/formats/kinetics.md,
+    "Keys"."""
     youtube_id, start, end = parse_kinetics_name(path)
     data = load_pickle(path)
     if not isinstance(data, dict):
@@ -277,7 +279,8 @@ def kinetics_to_lifter_arrays(
     focal ``focal_px`` (default: max(width, height), an assumption) with the principal point
     at the image centre reproduces the weak-perspective projection: Z = f / (s * H), and
     X, Y shifted by the translation of whichever projection convention (README's s * (X + t)
-    or the renderer's s * X + t, FORMATS 5.4) fits ``2d_keypoints`` better.
+    or the renderer's s * X + t, docs/formats/kinetics.md, "Camera and projection") fits
+    ``2d_keypoints`` better.
     """
     name = source or f"{clip.youtube_id}_{clip.start}_{clip.end}.pkl"
     joints, convention = _cocoplus_3d(clip, name)

@@ -1,5 +1,6 @@
-"""TrackVerse records (FORMATS.md 3.4, v1 layout), curated subsets (3.5) and visual metrics
-(3.7); docs/formats/trackverse.md says what each original reader takes from them.
+"""TrackVerse records (v1 layout), curated subsets and visual metrics (docs/formats/trackverse.md,
+"Meta records", "Curation", "TrackVerse's visual metrics"); docs/formats/trackverse.md says
+what each original reader takes from them.
 
 Records are written per video as ``tracks_meta/<domain>/<yid[:2]>/<yid>-meta.jsonl.gzip``, one
 gzip member per segment (clip) as TrackVerse appends them, with a ``-progress.txt`` of finished
@@ -193,7 +194,7 @@ def write_lines_gzip(path: str | Path, lines: Iterable[str]) -> None:
             handle.write(line + "\n")
 
 
-# --- visual metrics (visual_metrics.py, FORMATS.md 3.7) ---------------------------------
+# --- visual metrics (docs/formats/trackverse.md, "TrackVerse's visual metrics") ------------
 
 MOTION, EMBEDDINGS = "motion", "embeddings"  # tracks_<metric>/<domain>/<fn with .npy>
 # The flow-magnitude quantiles of one batch of frame pairs (visual_metrics.compute_optical_flow);

@@ -1,12 +1,14 @@
-"""VideoPose3D's npz files (FORMATS.md 1.2-1.4): exports of person tracks, imports of Human3.6M.
+"""VideoPose3D's npz files (docs/formats/videopose3d.md, "Detectron npz", "Custom 2D npz",
+"Human3.6M npz"): exports of person tracks, imports of Human3.6M.
 
-* ``data_2d_custom_<name>.npz`` (1.3): what ``run.py -d custom -k <name>`` trains or infers on.
-  vidmine writes one "video" per person track, so every track becomes a sequence the model
-  can lift (VideoPose3D itself keeps only the best-scoring person per frame of a video).
-* ``<video>.npz`` from ``infer_video_d2.py`` (1.2): per-frame Detectron-style detections, the
-  input of ``prepare_data_2d_custom.py``, for people who want to run that script themselves.
-* ``data_3d_h36m.npz`` / ``data_2d_h36m_<src>.npz`` (1.4): Human3.6M in VideoPose3D's layout,
-  read back as plain dicts. :func:`vidmine.lifter.data.load_h36m` builds training sequences
+* ``data_2d_custom_<name>.npz`` ("Custom 2D npz"): what ``run.py -d custom -k <name>`` trains or
+  infers on. vidmine writes one "video" per person track, so every track becomes a sequence the
+  model can lift (VideoPose3D itself keeps only the best-scoring person per frame of a video).
+* ``<video>.npz`` from ``infer_video_d2.py`` ("Detectron npz"): per-frame Detectron-style
+  detections, the input of ``prepare_data_2d_custom.py``, for people who want to run that script
+  themselves.
+* ``data_3d_h36m.npz`` / ``data_2d_h36m_<src>.npz`` ("Human3.6M npz"): Human3.6M in VideoPose3D's
+  layout, read back as plain dicts. :func:`vidmine.lifter.data.load_h36m` builds training sequences
   from the same files; these readers validate them and serve other consumers.
 
 All npz files store pickled Python objects. They are written with numpy-1-compatible pickles
@@ -43,12 +45,14 @@ from vidmine.tracks import (
 # Keypoints scoring below this are filled from the joint's trusted frames (BlazePose's
 # visibility: occluded joints score 0.2-0.3, joints off the image below 0.1).
 DEFAULT_MIN_KEYPOINT_SCORE = 0.3
-CUSTOM_ACTION = "custom"  # the literal action name VideoPose3D's custom dataset uses (1.13)
+# The literal action name VideoPose3D's custom dataset uses (docs/formats/videopose3d.md,
+# "Notes for readers and writers").
+CUSTOM_ACTION = "custom"
 H36M_CAMERA_IDS = ("54138969", "55011271", "58860488", "60457274")  # positions_2d list order
 H36M_MOCAP_JOINTS = 32
 H36M_JOINTS = 17
-# The 17 of the 32 mocap joints VideoPose3D keeps (FORMATS.md 1.4); defined here, in the
-# torch-free format module, and used by the lifter's H36M reader too.
+# The 17 of the 32 mocap joints VideoPose3D keeps (docs/formats/videopose3d.md, "Human3.6M npz");
+# defined here, in the torch-free format module, and used by the lifter's H36M reader too.
 H36M_KEPT_32 = (0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27)
 
 
@@ -112,7 +116,8 @@ def write_custom_2d(
     entries: Sequence[CustomEntry],
     allow_empty: bool = False,
 ) -> Path:
-    """Write ``data_2d_custom_<dataset_name>.npz`` (FORMATS.md 1.3); return the file written.
+    """Write ``data_2d_custom_<dataset_name>.npz`` (docs/formats/videopose3d.md, "Custom 2D npz");
+    return the file written.
 
     ``path`` is VideoPose3D's ``data/`` folder, or the npz file itself, whose name must then be
     ``data_2d_custom_<dataset_name>.npz`` because that is the only name ``run.py -k`` finds.
@@ -223,12 +228,12 @@ def _read_scores(path: Any, name: str, actions: Any, n_frames: int) -> np.ndarra
 def interpolate_missing(kp: np.ndarray) -> np.ndarray:
     """Fill missing (NaN / inf) keypoints: linear over frames, clamped at the ends.
 
-    VideoPose3D's ``prepare_data_2d_custom`` rule for frames without a detection (FORMATS.md
-    1.3 step 4), applied per joint and coordinate so that a single dropped joint is filled
-    too. A joint never seen in any frame has nothing to interpolate from; it takes the mean of
-    the frame's other joints so the array stays finite (the lifter needs finite input; the
-    custom-2D export leaves such tracks out before it gets here). Returns a float32 copy; a
-    ``ValueError`` when some frame has no keypoint at all to fill from.
+    VideoPose3D's ``prepare_data_2d_custom`` rule for frames without a detection
+    (docs/formats/videopose3d.md, "Custom 2D npz" step 4), applied per joint and coordinate so that
+    a single dropped joint is filled too. A joint never seen in any frame has nothing to interpolate
+    from; it takes the mean of the frame's other joints so the array stays finite (the lifter needs
+    finite input; the custom-2D export leaves such tracks out before it gets here). Returns a
+    float32 copy; a ``ValueError`` when some frame has no keypoint at all to fill from.
     """
     out = np.array(kp, dtype=np.float32, copy=True)
     frames = np.arange(out.shape[0])
@@ -317,7 +322,7 @@ def trusted_keypoints(
     return clamp_to_frame(xy, width, height), np.where(used, conf, 0.0).astype(np.float32)
 
 
-# --- Detectron per-clip npz (1.2) -----------------------------------------------------------
+# --- Detectron per-clip npz (docs/formats/videopose3d.md, "Detectron npz") ------------------
 
 
 def tracks_to_detectron(
@@ -353,7 +358,8 @@ def write_detectron_clip(
     width: int,
     height: int,
 ) -> None:
-    """Write ``infer_video_d2.py``'s output for one clip (FORMATS.md 1.2), e.g. ``clip.mp4.npz``.
+    """Write ``infer_video_d2.py``'s output for one clip (docs/formats/videopose3d.md,
+    "Detectron npz"), e.g. ``clip.mp4.npz``.
 
     ``boxes[t]``: (N, 5) x1, y1, x2, y2, score; ``keypoints[t]``: (N, 17, 3) x, y, score (or
     None / empty for no detection). Stored as Detectron1's ``[[], B]`` class lists in explicit
@@ -426,7 +432,7 @@ def read_detectron_clip(
     return boxes, keypoints, {"w": int(metadata["w"]), "h": int(metadata["h"])}
 
 
-# --- Human3.6M (1.4) ------------------------------------------------------------------------
+# --- Human3.6M (docs/formats/videopose3d.md, "Human3.6M npz") -------------------------------
 
 
 def read_h36m_3d(path: str | os.PathLike) -> dict[str, dict[str, np.ndarray]]:
@@ -460,7 +466,8 @@ def read_h36m_2d(
     """``data_2d_h36m_<src>.npz`` -> (subject -> action -> 4 cameras' (T, J, 2) px, metadata).
 
     Cameras are in the order of :data:`H36M_CAMERA_IDS`; a missing camera is None. J is
-    ``metadata['num_joints']``. The gt file's metadata has no ``layout_name`` (FORMATS 1.14).
+    ``metadata['num_joints']``. The gt file's metadata has no ``layout_name``
+    (docs/formats/videopose3d.md, "Surprises").
     """
     arrays = load_npz(path)
     positions = npz_item(path, arrays, "positions_2d")
@@ -495,7 +502,8 @@ def read_h36m_2d(
 
 
 def h36m_reduce_to_17(positions: np.ndarray) -> np.ndarray:
-    """(T, 32, 3) mocap joints -> VideoPose3D's 17 (FORMATS.md 1.4); 17-joint input unchanged."""
+    """(T, 32, 3) mocap joints -> VideoPose3D's 17 (docs/formats/videopose3d.md, "Human3.6M npz");
+    17-joint input unchanged."""
     arr = np.asarray(positions)
     if arr.shape[1] == H36M_JOINTS:
         return arr

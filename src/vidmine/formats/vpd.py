@@ -1,4 +1,5 @@
-"""VPD (Video Pose Distillation) pose folders and crop file names (FORMATS.md 2.2-2.3).
+"""VPD (Video Pose Distillation) pose folders and crop file names (docs/formats/vpd.md,
+"Pose directory", "Crops").
 
 A pose folder ``pose/<video>/`` holds what VPD's ``extract_square_crops.py`` and the apply
 scripts read:
@@ -71,7 +72,8 @@ class VpdMask(NamedTuple):
 
 
 def crop_file_names(frame: int, num_prev: int = 1, flow_name: str = "flow") -> dict[str, str]:
-    """File names of one frame in a VPD crop folder ``crops/<video>/`` (FORMATS.md 2.3).
+    """File names of one frame in a VPD crop folder ``crops/<video>/`` (docs/formats/vpd.md,
+    "Crops").
 
     ``rgb`` ``<frame>.png``; ``prev`` ``<frame>.prev.png`` then ``prev2``, ``prev3``, ... for
     ``--num_prev_frames``; ``mask`` ``<frame>.mask.png`` (only written for frames with a mask
@@ -367,7 +369,7 @@ def decode_flow_png(image: np.ndarray, clip: float = FLOW_CLIP) -> np.ndarray:
 
     Encoding truncates, so the decoded value is at most one step (41/255 px for c = 20) below
     the clipped original. (VPD's own training loader uses ``pixel / 255 - 0.5`` instead, which
-    is not this inverse; FORMATS.md 2.4.)
+    is not this inverse; docs/formats/vpd.md, "Flow PNGs".)
     """
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[-1] < 2:
@@ -382,7 +384,8 @@ def write_vpd_crops(
     flow: tuple[np.ndarray, np.ndarray] | None,
     scores: dict[int, float],
 ) -> dict[str, int]:
-    """One track's crop folder (FORMATS.md 2.3-2.4): rgb, prev, mask and flow PNGs per frame.
+    """One track's crop folder (docs/formats/vpd.md, "Crops", "Flow PNGs"): rgb, prev, mask and flow
+    PNGs per frame.
 
     ``<frame>.mask.png`` is written only where the track's mask scores above VPD's 0.8 (the
     score written with it in ``mask.json.gz``), as ``extract_square_crops.py`` would.

@@ -1,4 +1,5 @@
-"""Camera conventions of VideoPose3D (FORMATS.md 1.7), so data and checkpoints interoperate.
+"""Camera conventions of VideoPose3D (docs/formats/videopose3d.md,
+"Coordinates, normalisation and camera"), so data and checkpoints interoperate.
 
 2D keypoints are normalised so x spans [-1, 1] over the image width and y keeps the aspect
 ratio; the 9-value intrinsic vector ``[fx, fy, cx, cy, k1, k2, k3, p1, p2]`` lives in the

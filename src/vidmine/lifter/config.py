@@ -1,8 +1,8 @@
 """Lifter settings: where the data comes from and how to train.
 
-Defaults are the original VideoPose3D ones (FORMATS.md 1.10) except ``epochs`` (60, the
-code default) and the data source (the synthetic set, which needs no download). The
-workflow passes per-dataset ``lifter:`` config through CLI flags of the same names.
+Defaults are the original VideoPose3D ones (docs/formats/videopose3d.md, "Training defaults") except
+``epochs`` (60, the code default) and the data source (the synthetic set, which needs no download).
+The workflow passes per-dataset ``lifter:`` config through CLI flags of the same names.
 """
 
 from __future__ import annotations

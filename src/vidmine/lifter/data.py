@@ -2,7 +2,8 @@
 
 Every source ends up as a :class:`PoseDataset`: a list of per-camera sequences holding
 normalised 2D input, camera-space 3D targets (joint 0 = absolute root trajectory, the
-others root-relative, metres; FORMATS.md 1.5) and the camera intrinsics. Readers:
+others root-relative, metres; docs/formats/videopose3d.md, "How run.py consumes 2D and 3D") and the
+camera intrinsics. Readers:
 
 * :func:`load_h36m` - VideoPose3D's ``data_3d_h36m.npz`` + ``data_2d_h36m_<src>.npz``.
 * :func:`dataset_from_arrays` - the boundary for any other source (the synthetic
@@ -173,7 +174,8 @@ def load_h36m_cameras(path: Path) -> dict[str, list[dict]]:
 
 
 def _layout_from_metadata(meta: dict) -> Layout:
-    """The 2D layout of an h36m 2D file; the gt file has no ``layout_name`` (FORMATS 1.14)."""
+    """The 2D layout of an h36m 2D file; the gt file has no ``layout_name``
+    (docs/formats/videopose3d.md, "Surprises")."""
     name = meta.get("layout_name")
     if name is None:
         left = [int(i) for i in meta["keypoints_symmetry"][0]]

@@ -1,4 +1,5 @@
-"""Batches for training and evaluation (FORMATS.md 1.11), built by vectorised gathers.
+"""Batches for training and evaluation (docs/formats/videopose3d.md,
+"Generators, padding and flipping"), built by vectorised gathers.
 
 The original ChunkedGenerator builds every batch in a Python loop, padding and flipping
 each chunk on the fly. Here all sequences are edge-padded and flipped once, up front,

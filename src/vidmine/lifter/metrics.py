@@ -1,4 +1,5 @@
-"""Pose errors of VideoPose3D (FORMATS.md 1.9): losses in torch, evaluation in numpy.
+"""Pose errors of VideoPose3D (docs/formats/videopose3d.md, "Losses and metrics"): losses in torch,
+evaluation in numpy.
 
 Evaluation works per frame (each function returns one error per frame) so errors can be
 summed per action and per sequence and then averaged the way the original reports them:

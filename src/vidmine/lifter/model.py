@@ -1,4 +1,5 @@
-"""VideoPose3D temporal convolution model (FORMATS.md 1.8), written for vidmine.
+"""VideoPose3D temporal convolution model (docs/formats/videopose3d.md, "Model"), written for
+vidmine.
 
 Two modules share one parameter layout, so weights move freely between them:
 

@@ -3,7 +3,8 @@
 The lifter always predicts the 17-joint Human3.6M skeleton. Its 2D input is either the
 same H36M layout (Human3.6M ground truth / CPN detections) or COCO-17 (keypoint detectors
 on wild video), exactly as VideoPose3D does for custom data: it does not convert COCO to
-H36M but trains a model whose input layout is COCO. FORMATS.md 1.6 lists both orders.
+H36M but trains a model whose input layout is COCO. docs/formats/videopose3d.md, "Skeletons" lists
+both orders.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Training loop of VideoPose3D (FORMATS.md 1.10), preemption-safe.
+"""Training loop of VideoPose3D (docs/formats/videopose3d.md, "Training defaults"), preemption-safe.
 
 Same recipe as the original: one-frame chunks through the strided model, flip
 augmentation, Adam with amsgrad, lr x0.95 per epoch, BN momentum decaying 0.1 -> 0.001,

@@ -1,4 +1,4 @@
-"""Square person crops around tracks, cut exactly as VPD cuts them (FORMATS.md 2.3).
+"""Square person crops around tracks, cut exactly as VPD cuts them (docs/formats/vpd.md, "Crops").
 
 VPD's student network is trained on these crops (and on the optical flow between a crop and the
 same rectangle one frame earlier), so the geometry must match VPD's ``extract_square_crops.py``
@@ -49,7 +49,8 @@ from vidmine.frames import iter_frames, pipe_frames
 from vidmine.tracks import decode_mask_png
 
 DEFAULT_SIZE = 128  # VPD's -d default
-PAD_FRAC = 0.1  # VPD's PAD_FRAC (its PAD_PX = 25 is overridden, FORMATS.md 2.3 step 5)
+# VPD's PAD_FRAC (its PAD_PX = 25 is overridden: docs/formats/vpd.md, "Crops", step 5)
+PAD_FRAC = 0.1
 
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
 Window = tuple[int, int, int, int]  # x0, y0, x1, y1, end exclusive, square

@@ -28,11 +28,12 @@ TRACKERS_BUFFER_FPS = 30.0
 class TrackingSettings:
     """ByteTrack and track-cleaning parameters (config section ``detect.tracking``).
 
-    Defaults follow TrackVerse's parse_tracks.py (FORMATS.md 3.3): detections above
-    ``track_thresh`` are matched first, those between ``low_thresh`` and it second, a new track
-    needs ``new_track_thresh``; a lost track is kept ``buffer_seconds`` (12 frames at 16 fps).
-    TrackVerse's match threshold mixes IoU with appearance embeddings; with IoU alone vidmine
-    uses ByteTrack's own default (cost 0.8, i.e. IoU >= 0.2).
+    Defaults follow TrackVerse's parse_tracks.py (docs/formats/trackverse.md,
+    "Detection and tracking parameters"): detections above ``track_thresh`` are matched first, those
+    between ``low_thresh`` and it second, a new track needs ``new_track_thresh``; a lost track is
+    kept ``buffer_seconds`` (12 frames at 16 fps). TrackVerse's match threshold mixes IoU with
+    appearance embeddings; with IoU alone vidmine uses ByteTrack's own default (cost 0.8, i.e. IoU
+    >= 0.2).
     """
 
     track_thresh: float = 0.55

@@ -3,8 +3,9 @@
 TrackVerse computes motion and embeddings on the track's own clip (``tracks_mp4/<fn>``, written
 by extract_tracks.py), read back by visual_metrics.py. vidmine writes no track clips; it takes
 the same frames and the same crop windows straight from the scene clip, in one decode pass per
-clip for all its tracks (FORMATS.md 3.6, 3.7; docs/formats/trackverse.md says where this
-differs: no x264 round trip, and PIL's resize is OpenCV's here):
+clip for all its tracks (docs/formats/trackverse.md, "Track clip extraction",
+"TrackVerse's visual metrics"; docs/formats/trackverse.md says where this differs: no x264 round
+trip, and PIL's resize is OpenCV's here):
 
 * the track clip starts at the first detection and lasts ``min(last - first, 180 s)``, at the
   source rate: ``int(duration * fps)`` frames (extract_tracks.py, ``VideoReader``);

@@ -1,4 +1,5 @@
-"""TrackVerse curation (curate_db.py, FORMATS.md 3.5): which index lines go into each subset.
+"""TrackVerse curation (curate_db.py, docs/formats/trackverse.md, "Curation"): which index lines go
+into each subset.
 
 The samplers of curate_db.py, on the index as its ``Curator.load_tracks`` reads it
 (``vidmine.formats.trackverse.load_index``: track id = line number, class = ``top10_desc[0]``,
@@ -67,7 +68,8 @@ def sample_class_balanced(
     bar x0.8 and the IoU bar 1 - (1 - bar) x 0.8, and without constraints for the fifth pass.
 
     TrackVerse selects max(Nc) and takes the first Nc *in line order* for each smaller Nc
-    (FORMATS.md 3.8); here each Nc is its own selection: the Nc most confident.
+    (docs/formats/trackverse.md, "Surprises"); here each Nc is its own selection: the Nc most
+    confident.
     """
     boxes = _track_boxes(index) if max_spt_iou is not None and max_spt_iou < 1 else {}
     motion = index.set_index("line")["motion_q90"] if "motion_q90" in index else None

@@ -1,6 +1,6 @@
-"""TrackVerse's visual metrics of a track (visual_metrics.py, FORMATS.md 3.7): the motion file
-(flow-magnitude quantiles) and the embedding file that curate_db.py's max-motion, min-motion and
-MinRed curation read.
+"""TrackVerse's visual metrics of a track (visual_metrics.py, docs/formats/trackverse.md,
+"TrackVerse's visual metrics"): the motion file (flow-magnitude quantiles) and the embedding file
+that curate_db.py's max-motion, min-motion and MinRed curation read.
 
 Motion, as ``compute_optical_flow`` defines it: the track clip at 16 fps in batches of 32 frames;
 in each batch (an odd last frame dropped, fewer than 2 frames: stop) consecutive frames form pairs

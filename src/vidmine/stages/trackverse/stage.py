@@ -1,7 +1,8 @@
 """TrackVerse records stage: per video, the ``-meta.jsonl.gzip`` and ``-progress.txt`` files of
-FORMATS.md 3.1/3.4 from the clip track tables of the detect stage, and (``visual_metrics``) each
-record's ``tracks_motion/`` and ``tracks_embeddings/`` files (3.7), which curate_db.py's
-max-motion, min-motion and MinRed curation read.
+docs/formats/trackverse.md, "Database layout (v1)", "Meta records" from the clip track tables of the
+detect stage, and (``visual_metrics``) each record's ``tracks_motion/`` and ``tracks_embeddings/``
+files (same page, "TrackVerse's visual metrics"), which curate_db.py's max-motion, min-motion and
+MinRed curation read.
 
 The metrics are computed from the same private clip detection read (only numbers leave the
 private zone, as the track tables), one decode pass per clip for all its records. A clip that

@@ -1,9 +1,10 @@
 """TrackVerse's aesthetic filter as a backend: CLIP image embedding -> a linear aesthetic head.
 
-As in TrackVerse (FORMATS.md 3.2): OpenCLIP ``ViT-L-14`` with OpenAI's weights embeds each
-sampled frame, the embedding is L2-normalised, a ``Linear(768, 1)`` head in LAION's aesthetic
-predictor layout (TrackVerse's ``assets/aesthetic_predictor_vit_l14_linear.pth``) scores it, and
-a clip whose mean score over the frames is below 4.0 is rejected.
+As in TrackVerse (docs/formats/trackverse.md, "Segments and filters"): OpenCLIP ``ViT-L-14`` with
+OpenAI's weights embeds each sampled frame, the embedding is L2-normalised, a ``Linear(768, 1)``
+head in LAION's aesthetic predictor layout (TrackVerse's
+``assets/aesthetic_predictor_vit_l14_linear.pth``) scores it, and a clip whose mean score over the
+frames is below 4.0 is rejected.
 
 The CLIP weights are OpenAI's own file (a TorchScript archive, or a plain state dict in the same
 key layout) read by open_clip's OpenAI loader, and frames go through open_clip's transform for

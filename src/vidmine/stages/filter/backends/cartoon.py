@@ -1,9 +1,10 @@
 """TrackVerse's cartoon classifier as a backend: torchvision ResNet-18 with a 2-way head.
 
-As in TrackVerse (FORMATS.md 3.2): frames resized to 256, centre-cropped to 224, ImageNet
-normalisation, logits averaged over the sampled frames, and a clip is a cartoon when the mean
-raw class-0 logit is above 0 (not a comparison of the two classes). vidmine reports
-``cartoon_score = 1 + mean_logit0`` so that, as for the heuristic, a score >= 1 means cartoon.
+As in TrackVerse (docs/formats/trackverse.md, "Segments and filters"): frames resized to 256,
+centre-cropped to 224, ImageNet normalisation, logits averaged over the sampled frames, and a clip
+is a cartoon when the mean raw class-0 logit is above 0 (not a comparison of the two classes).
+vidmine reports ``cartoon_score = 1 + mean_logit0`` so that, as for the heuristic, a score >= 1
+means cartoon.
 """
 
 from __future__ import annotations
