@@ -494,7 +494,7 @@ def test_lift_tracks_lifts_with_the_configured_model(demo_run, tmp_path):
         out = run.stdout + run.stderr
         if spec == "videopose3d_coco":
             assert run.returncode == 0, out[-2000:]
-            assert "vidmine lifter lift --model videopose3d_coco --render 3 --max-gap 12" in out
+            assert "vidmine lifter lift --model videopose3d_coco --render 1 --max-gap 12" in out
             assert "train_lifter" not in out and "evaluate_lifter" not in out
         else:
             assert run.returncode != 0 and "MissingInputException" in out and spec in out
