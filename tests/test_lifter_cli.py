@@ -85,7 +85,7 @@ def test_lift_command_writes_tracks_and_gif(model_path, tmp_path):
     assert int(lifted["width"]) == 1280 and lifted["segments"].tolist() == [[0, 40]]
     assert lifted["confidence"].shape == (40,) and np.all(lifted["confidence"] == 1)
     assert np.isfinite(lifted["flip_disagreement_m"]).all()
-    # the longest track is rendered first, so only "clip.mp4" (40 frames) gets a GIF
+    # scores are ones: the longest track has the most seen frames, so only "clip.mp4" gets a GIF
     assert (out_dir / "b_track_2.npz").exists() and not (out_dir / "b_track_2.gif").exists()
     with Image.open(out_dir / "clip.mp4.gif") as gif:
         assert gif.n_frames == 40

@@ -156,6 +156,14 @@ def lift_track(
     return LiftedTrack(entry.name, pose, confidence, flip, spans)
 
 
+def _seen_frames(entry: CustomEntry) -> float:
+    """Frames of a track weighted by how well its keypoints were seen (the sum of per-frame
+    mean scores): the tracks worth drawing first are long and clearly detected."""
+    if entry.scores is None:
+        return float(len(entry.keypoints))
+    return float(np.asarray(entry.scores).mean(axis=1).sum())
+
+
 def safe_name(name: str) -> str:
     """A track name usable as a file name."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "track"
@@ -183,9 +191,10 @@ def lift_custom_file(
 
     Each output npz holds :class:`LiftedTrack`'s arrays (``poses_3d``, ``confidence``,
     ``flip_disagreement_m``, ``segments``) and the input: ``keypoints_2d`` (pixels),
-    ``scores_2d``, ``width``, ``height``, ``first_frame``. The first ``render`` tracks, the
-    longest first, also get ``<track>.gif``: the 2D skeleton on the released frame (from
-    ``videos``, the export's ``videopose3d_videos`` folder) beside the 3D skeleton.
+    ``scores_2d``, ``width``, ``height``, ``first_frame``. The ``render`` tracks with the most
+    clearly seen frames (:func:`_seen_frames`) also get ``<track>.gif``: the 2D skeleton on the
+    released frame (from ``videos``, the export's ``videopose3d_videos`` folder) beside the 3D
+    skeleton.
     """
     from vidmine.lifter.render import render_lift_gif
 
@@ -194,7 +203,7 @@ def lift_custom_file(
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     tracks = sorted(read_custom_2d(input_npz, allow_missing=True), key=lambda e: e.name)
-    to_render = {e.name for e in sorted(tracks, key=lambda e: -len(e.keypoints))[:render]}
+    to_render = {e.name for e in sorted(tracks, key=_seen_frames, reverse=True)[:render]}
     for entry in tracks:
         lifted = lift_track(lifter, entry, max_gap, device)
         path = out_dir / f"{safe_name(entry.name)}.npz"
