@@ -227,3 +227,37 @@ def wheel(tmp_path_factory) -> Path:
         check=True, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     return next(out.glob("vidmine-*.whl"))
+
+
+def status_entry(item_id: str, status: str, reason: str = "", **fields) -> dict:
+    """One status-table entry as a shard job journals it (for tests that write status tables
+    without running a stage)."""
+    return {
+        "id": item_id,
+        "status": status,
+        "reason": reason,
+        "seconds": 1.0,
+        "outputs": [],
+        "settings_hash": "x",
+        "fields": fields,
+    }
+
+
+def kinetics_clip(n: int, rng) -> dict:
+    """The fields of a Temporal-3D-Pose-Kinetics pickle (docs/formats/kinetics.md): ``n`` frames
+    of 19 points on the z = 0 plane and weak-perspective cameras that project them."""
+    import numpy as np
+
+    x3 = rng.uniform(-0.4, 0.4, (n, 19, 3))
+    x3[:, :, 2] = 0.0
+    cams = np.stack([rng.uniform(0.6, 0.9, n), rng.uniform(0.9, 1.1, n), rng.uniform(0.6, 0.8, n)])
+    cams = cams.T
+    kp2 = cams[:, None, :1] * (x3[:, :, :2] + cams[:, None, 1:])
+    return {
+        "time": np.arange(n) / 25.0,
+        "smpl_shape": rng.normal(size=(n, 10)),
+        "smpl_pose": rng.normal(size=(n, 72)),
+        "3d_keypoints": x3,
+        "2d_keypoints": kp2,
+        "cameras": cams,
+    }

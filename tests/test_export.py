@@ -25,6 +25,7 @@ import pytest
 from hmmr_training_input import read_like_hmmr_training
 from tfrecord.reader import tfrecord_iterator
 
+from conftest import kinetics_clip
 from vidmine.cli.exports import register
 from vidmine.exports.common import (
     CLIPS_USED,
@@ -645,29 +646,13 @@ class _Boom:
         return (os.system, (f"touch {self.marker}",))
 
 
-def _kinetics_data(n=8, seed=0):
-    rng = np.random.default_rng(seed)
-    x3 = rng.uniform(-0.4, 0.4, (n, 19, 3))
-    x3[:, :, 2] = 0.0
-    cams = np.stack([rng.uniform(0.6, 0.9, n), rng.uniform(0.9, 1.1, n), rng.uniform(0.6, 0.8, n)])
-    cams = cams.T
-    kp2 = cams[:, None, :1] * (x3[:, :, :2] + cams[:, None, 1:])
-    return {
-        "time": np.arange(n) / 25.0,
-        "smpl_shape": rng.normal(size=(n, 10)),
-        "smpl_pose": rng.normal(size=(n, 72)),
-        "3d_keypoints": x3,
-        "2d_keypoints": kp2,
-        "cameras": cams,
-    }
-
-
 def test_import_kinetics_refuses_bad_pickles_and_imports_the_rest(tmp_path):
     good = tmp_path / "ab_c-D_10_20.pkl"
-    good.write_bytes(pickle.dumps(_kinetics_data(), protocol=2))
+    good.write_bytes(pickle.dumps(kinetics_clip(8, np.random.default_rng(0)), protocol=2))
     marker = tmp_path / "pwned"
     evil = tmp_path / "evil_0_10.pkl"
-    evil.write_bytes(pickle.dumps({**_kinetics_data(), "time": _Boom(marker)}, protocol=2))
+    hostile = {**kinetics_clip(8, np.random.default_rng(0)), "time": _Boom(marker)}
+    evil.write_bytes(pickle.dumps(hostile, protocol=2))
     junk = tmp_path / "junk_0_10.pkl"
     junk.write_bytes(b"not a pickle")
     out = tmp_path / "out"

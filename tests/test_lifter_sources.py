@@ -7,6 +7,7 @@ import pickle
 import numpy as np
 import pytest
 
+from conftest import kinetics_clip
 from vidmine.imports.kinetics import import_kinetics
 from vidmine.lifter.config import (
     KINETICS_TEST,
@@ -21,22 +22,10 @@ from vidmine.lifter.config import (
 from vidmine.lifter.train import train
 
 YOUTUBE_IDS = [f"vid{i:02d}xxxxx" for i in range(8)]
-
-
-def _clip(n: int, rng: np.random.Generator) -> dict:
-    """A Temporal-3D-Pose-Kinetics pickle's fields (docs/formats/kinetics.md, "Keys"): 19 points,
-    weak cameras."""
-    x3 = rng.uniform(-0.4, 0.4, (n, 19, 3))
-    cams = np.stack([rng.uniform(0.6, 0.9, n), rng.uniform(0.9, 1.1, n), rng.uniform(0.6, 0.8, n)])
-    kp2 = cams.T[:, None, :1] * (x3[:, :, :2] + cams.T[:, None, 1:])
-    return {
-        "time": np.arange(n) / 25.0,
-        "smpl_shape": rng.normal(size=(n, 10)),
-        "smpl_pose": rng.normal(size=(n, 72)),
-        "3d_keypoints": x3,
-        "2d_keypoints": kp2,
-        "cameras": cams.T,
-    }
+# synthetic+kinetics, small: the data settings the tests below share
+MIX = dict(
+    source="synthetic+kinetics", kinetics_test_every=3, synthetic_frames=40, synthetic_cameras=1
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +35,7 @@ def kinetics_npz(tmp_path_factory):
     paths = []
     for yid in YOUTUBE_IDS:
         path = root / f"{yid}_000010_000020.pkl"
-        path.write_bytes(pickle.dumps(_clip(60, rng), protocol=2))
+        path.write_bytes(pickle.dumps(kinetics_clip(60, rng), protocol=2))
         paths.append(path)
     summary = import_kinetics(paths, root / "out", 25.0, 320, 240)
     assert summary["imported"] == len(YOUTUBE_IDS)
@@ -62,13 +51,7 @@ def test_kinetics_split_holds_out_whole_videos_by_a_stable_hash():
 
 def test_mixed_sources_prefix_subjects_and_actions(kinetics_npz):
     cfg = DataConfig(
-        source="synthetic+kinetics",
-        kinetics_lifter=str(kinetics_npz),
-        kinetics_test_every=3,
-        synthetic_frames=40,
-        synthetic_cameras=1,
-        subjects_train=("S1",),
-        subjects_test=("S9",),
+        **MIX, kinetics_lifter=str(kinetics_npz), subjects_train=("S1",), subjects_test=("S9",)
     )
     assert data_files(cfg) == [kinetics_npz]
     split = subject_split(cfg)
@@ -96,13 +79,7 @@ def test_unknown_sources_and_missing_files_are_one_line_errors():
 
 
 def test_training_on_synthetic_plus_kinetics_reports_both(kinetics_npz, tmp_path):
-    data = DataConfig(
-        source="synthetic+kinetics",
-        kinetics_lifter=str(kinetics_npz),
-        kinetics_test_every=3,
-        synthetic_frames=40,
-        synthetic_cameras=1,
-    )
+    data = DataConfig(**MIX, kinetics_lifter=str(kinetics_npz))
     cfg = TrainConfig(filter_widths=(3, 3), channels=16, epochs=1, batch_size=64, threads=1)
     final = train(cfg, data, tmp_path / "model.pt", resume=None)
     last = final["vidmine"]["history"][-1]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 from PIL import Image
 
+from conftest import status_entry as entry
 from vidmine.funnel import funnel_report, funnel_steps
 from vidmine.io import write_table_atomic
 from vidmine.layout import DatasetLayout
@@ -16,18 +17,6 @@ from vidmine.reporting import Section, html_table_page
 from vidmine.runner import status_table
 from vidmine.sources import SourceRecord
 from vidmine.tables import CLIPS
-
-
-def entry(item_id, status, reason="", **fields):
-    return {
-        "id": item_id,
-        "status": status,
-        "reason": reason,
-        "seconds": 1.0,
-        "outputs": [],
-        "settings_hash": "x",
-        "fields": fields,
-    }
 
 
 def clip_row(video_id, index, shard="s00000", start=0, n_frames=50):

@@ -1,23 +1,12 @@
 """`vidmine status` counts from finished status tables and from journals of running shards."""
 
+from conftest import status_entry as entry
 from vidmine.io import write_table_atomic
 from vidmine.layout import DatasetLayout
 from vidmine.manifest import write_manifest
 from vidmine.runner import Journal, journal_path, status_table
 from vidmine.sources import RejectedRow, SourceRecord
 from vidmine.status import format_summary, rejected_rows, summarise
-
-
-def entry(item_id, status, reason=""):
-    return {
-        "id": item_id,
-        "status": status,
-        "reason": reason,
-        "seconds": 1.0,
-        "outputs": [],
-        "settings_hash": "x",
-        "fields": {},
-    }
 
 
 def test_counts_finished_and_running_shards(results):
