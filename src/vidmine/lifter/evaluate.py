@@ -32,6 +32,16 @@ def inference_model(model: TemporalModel) -> TemporalModel:
 
 
 @torch.no_grad()
+def _forward(
+    model: TemporalModel, pos2d: np.ndarray, layout: Layout, tta: bool, device
+) -> np.ndarray:
+    """The model over the edge-padded sequence: (1 or 2 with the mirrored copy, T, J, 3)."""
+    model.eval()
+    pad = (model.receptive_field() - 1) // 2
+    x = unchunked_input(pos2d, layout, pad, model.total_causal_shift(), tta).to(device)
+    return model(x).float().cpu().numpy()
+
+
 def predict_pair(
     model: TemporalModel,
     pos2d: np.ndarray,
@@ -43,10 +53,7 @@ def predict_pair(
     Their mean is the original's flip-averaged evaluation; their distance says how much the
     model's answer depends on which side it sees the person from (``lift`` reports it).
     """
-    model.eval()
-    pad = (model.receptive_field() - 1) // 2
-    x = unchunked_input(pos2d, layout, pad, model.total_causal_shift(), True).to(device)
-    y = model(x).float().cpu().numpy()
+    y = _forward(model, pos2d, layout, True, device)
     if y.shape[2] == 1:  # trajectory: mirror x only, there is nothing to swap
         back = y[1].copy()
         back[..., 0] *= -1
@@ -55,7 +62,6 @@ def predict_pair(
     return y[0], back
 
 
-@torch.no_grad()
 def predict(
     model: TemporalModel,
     pos2d: np.ndarray,
@@ -68,13 +74,10 @@ def predict(
     The sequence is edge-padded so every frame gets an output. With ``tta`` the mirrored
     input is predicted too, mirrored back and averaged, as the original evaluates.
     """
-    if tta:
-        direct, mirrored = predict_pair(model, pos2d, layout, device)
-        return (direct + mirrored) / 2
-    model.eval()
-    pad = (model.receptive_field() - 1) // 2
-    x = unchunked_input(pos2d, layout, pad, model.total_causal_shift(), False).to(device)
-    return model(x).float().cpu().numpy()[0]
+    if not tta:
+        return _forward(model, pos2d, layout, False, device)[0]
+    direct, mirrored = predict_pair(model, pos2d, layout, device)
+    return (direct + mirrored) / 2
 
 
 def check_layout(model_layout: str, data_layout: str, what: str) -> None:

@@ -29,7 +29,7 @@ from vidmine.formats.videopose3d import (
 )
 from vidmine.lifter.camera import normalize_screen_coordinates
 from vidmine.lifter.checkpoint import LoadedLifter, load_lifter
-from vidmine.lifter.evaluate import inference_model, predict_pair
+from vidmine.lifter.evaluate import inference_model, predict, predict_pair
 from vidmine.lifter.skeleton import coco_to_h36m_2d, get_layout
 from vidmine.weights import resolve_weights
 
@@ -62,11 +62,11 @@ def lift_keypoints(
     Joints are root-relative; when the checkpoint has a trajectory model (semi-supervised
     training) and ``with_trajectory`` is set, its root trajectory is added.
     """
-    pose, _ = _lift_segment(lifter, keypoints_px, width, height, track_layout, device, tta)
+    norm, layout = _model_input(lifter, keypoints_px, width, height, track_layout)
+    pose = predict(lifter.model.to(device), norm, layout, tta, device)
     if with_trajectory and lifter.traj_model is not None:
-        norm, layout = _model_input(lifter, keypoints_px, width, height, track_layout)
-        traj = predict_pair(inference_model(lifter.traj_model.to(device)), norm, layout, device)
-        pose = pose + (traj[0] + traj[1]) / 2 if tta else pose + traj[0]
+        traj = inference_model(lifter.traj_model.to(device))
+        pose = pose + predict(traj, norm, layout, tta, device)
     return pose.astype(np.float32)
 
 
@@ -79,14 +79,13 @@ def _model_input(lifter: LoadedLifter, kp_px: np.ndarray, width: int, height: in
     return normalize_screen_coordinates(kp, width, height), get_layout(lifter.input_layout)
 
 
-def _lift_segment(lifter, kp_px, width, height, track_layout, device, tta=True):
+def _lift_segment(lifter, kp_px, width, height, track_layout, device):
     """(T, 17, 3) flip-averaged pose and (T,) distance between the direct and mirrored
     predictions (mean over joints, metres)."""
     norm, layout = _model_input(lifter, kp_px, width, height, track_layout)
     direct, mirrored = predict_pair(lifter.model, norm, layout, device)
     disagreement = np.linalg.norm(direct - mirrored, axis=-1).mean(axis=-1)
-    pose = (direct + mirrored) / 2 if tta else direct
-    return pose, disagreement
+    return (direct + mirrored) / 2, disagreement
 
 
 def segments(scores: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
