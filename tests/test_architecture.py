@@ -45,7 +45,7 @@ LAYERS = [
     {"registry", "runner", "upstream", "optical_flow"},  # the stage contract, shared backends
     {"stages"},
     {"pipeline", "prefetch", "status", "funnel"},
-    {"exports", "imports", "lifter"},
+    {"exports", "imports", "lifter", "embed"},
     {"cli", "__main__", "__init__"},
 ]
 

@@ -196,3 +196,68 @@ def test_writer_rejects_mask_box_mismatch(tmp_path):
         write_vpd_pose(tmp_path, {}, {}, bad)
     with pytest.raises(FormatError, match="boxes.json: frame 2: box"):
         write_vpd_pose(tmp_path, {2: (0, 0, float("nan"), 1)}, {})
+
+
+def test_features_pickle_round_trips_and_loads_with_plain_pickle(tmp_path):
+    """VPD reads ``<video>.emb.pkl`` with ``pickle.load``: a list of (frame, ndarray, dict)
+    tuples sorted by frame, nothing of vidmine needed to unpickle it."""
+    import pickle
+
+    from vidmine.formats.vpd import VpdFeature, features_path, read_vpd_features, write_vpd_features
+
+    path = features_path(tmp_path, "clip-t001")
+    rows = [
+        VpdFeature(5, np.ones((2, 4)), {"kp_score": 0.9, "is_mean": False, "is_flip": False}),
+        VpdFeature(2, np.zeros((2, 4)), {"kp_score": 0.7, "is_mean": False, "is_flip": False}),
+    ]
+    write_vpd_features(path, rows)
+    assert path.name == "clip-t001.emb.pkl"
+    raw = pickle.loads(path.read_bytes())  # what VPD's util/io.py load_pickle does
+    assert isinstance(raw, list) and [type(r) for r in raw] == [tuple, tuple]
+    assert [r[0] for r in raw] == [2, 5] and raw[0][1].dtype == np.float32
+    back = read_vpd_features(path)
+    assert [f.frame for f in back] == [2, 5]
+    np.testing.assert_array_equal(back[1].embedding, np.ones((2, 4), np.float32))
+    assert back[0].meta["kp_score"] == 0.7
+    assert b"numpy._core" not in path.read_bytes()  # numpy 1.x can load it
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ({"a": 1}, "expected a list"),
+        ([(0, np.zeros(3))], "entry 0 is not"),
+        ([(-1, np.zeros(3), {})], "not a frame number"),
+        ([(0, np.zeros(3, np.int64), {})], "not a 1-D/2-D float array"),
+        ([(0, np.zeros(3), {}), (1, np.zeros(4), {})], "embedding width 4, earlier 3"),
+    ],
+)
+def test_features_reader_names_the_file_and_entry(tmp_path, payload, message):
+    import pickle
+
+    from vidmine.formats import FormatError
+    from vidmine.formats.vpd import read_vpd_features
+
+    path = tmp_path / "bad.emb.pkl"
+    path.write_bytes(pickle.dumps(payload))
+    with pytest.raises(FormatError, match=message) as err:
+        read_vpd_features(path)
+    assert str(path) in str(err.value)
+
+
+def test_features_reader_refuses_code(tmp_path):
+    import os
+    import pickle
+
+    from vidmine.formats import FormatError
+    from vidmine.formats.vpd import read_vpd_features
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch " + str(tmp_path / "ran"),))
+
+    path = tmp_path / "evil.emb.pkl"
+    path.write_bytes(pickle.dumps([(0, np.zeros(2), {"x": Evil()})]))
+    with pytest.raises(FormatError, match="refused to unpickle"):
+        read_vpd_features(path)
+    assert not (tmp_path / "ran").exists()

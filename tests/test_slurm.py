@@ -26,6 +26,11 @@ import harness as h  # noqa: E402
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 SHARD = "s00000"  # the demo's first shard: carphone, then bikes
+# The requeue, crash and kill scenarios hit the shard chain (download, probe, scene cut: one
+# group job), so they run the demo up to the filter's status tables and compare that against the
+# same targets run locally; the whole demo through SLURM is compared once, in
+# test_demo_on_slurm_equals_local_run. (Each whole run through SLURM took ~400 s.)
+SHARD_TARGETS = tuple(f"results/demo/status/filter/s0000{i}.parquet" for i in range(2))
 
 
 def report(config: pytest.Config, what: str, seconds: float) -> None:
@@ -57,6 +62,16 @@ def local_demo(tmp_path_factory, pytestconfig) -> Path:
     )
     h.assert_succeeded(run)
     report(pytestconfig, "demo, local profile (reference)", run.seconds())
+    return run.workdir
+
+
+@pytest.fixture(scope="module")
+def local_shards(tmp_path_factory, pytestconfig) -> Path:
+    """The shard stages up to the filter run locally: the reference for the scenarios."""
+    workdir = h.demo_workdir(tmp_path_factory.mktemp("local_shards"))
+    run = h.run_snakemake(workdir, *SHARD_TARGETS, profiles=h.LOCAL_PROFILES)
+    h.assert_succeeded(run)
+    report(pytestconfig, "shard stages, local profile (reference)", run.seconds())
     return run.workdir
 
 
@@ -214,28 +229,28 @@ def mid_shard(run: h.Run) -> list[dict]:
 
 
 def test_requeued_shard_job_finishes_with_identical_outputs(
-    slurm_cluster, local_demo, tmp_path, pytestconfig
+    slurm_cluster, local_shards, tmp_path, pytestconfig
 ):
     """`scontrol requeue` is what preemption does to a job: SLURM kills it, holds it ~120 s,
     starts it again under the same id. Snakemake keeps waiting; the run must succeed."""
-    run = h.start_snakemake(h.demo_workdir(tmp_path / "run"), "all")
+    run = h.start_snakemake(h.demo_workdir(tmp_path / "run"), *SHARD_TARGETS)
     job = shard_job(run)
     h.slurm("scontrol", "requeue", job)
     timed(pytestconfig, "demo with a requeued shard job", run)
     h.assert_succeeded(run)
     assert "Restarts=1" in h.slurm("scontrol", "show", "job", job)
-    h.assert_same_dataset(run.workdir, local_demo)
+    h.assert_same_dataset(run.workdir, local_shards)
 
 
 def test_crash_leaves_lock_then_unlock_and_rerun_incomplete_finish(
-    slurm_cluster, local_demo, tmp_path, pytestconfig
+    slurm_cluster, local_shards, tmp_path, pytestconfig
 ):
     """SIGKILL of Snakemake and of a running job mid-shard (a crashed login node and compute
     node). Partial work, incomplete markers and the lock stay; after scancel of the orphans
     and --unlock, the profile's --rerun-incomplete finishes the same dataset."""
     workdir = h.demo_workdir(tmp_path / "run")
     started = time.monotonic()
-    run = h.start_snakemake(workdir, "all")
+    run = h.start_snakemake(workdir, *SHARD_TARGETS)
     job = shard_job(run)
     mid_shard(run)
     os.kill(run.snakemake_pid(), signal.SIGKILL)
@@ -248,13 +263,13 @@ def test_crash_leaves_lock_then_unlock_and_rerun_incomplete_finish(
     assert list((workdir / ".snakemake" / "incomplete").iterdir()), "markers should remain"
     h.cancel_run(run.slurm_run_id())  # orphans would otherwise write the same files twice
 
-    locked = h.run_snakemake(workdir, "all")
+    locked = h.run_snakemake(workdir, *SHARD_TARGETS)
     assert locked.proc.returncode != 0 and "locked" in locked.output().lower()
     h.assert_succeeded(h.run_snakemake(workdir, "--unlock"))
-    rerun = timed(pytestconfig, "rerun after crash", h.start_snakemake(workdir, "all"))
+    rerun = timed(pytestconfig, "rerun after crash", h.start_snakemake(workdir, *SHARD_TARGETS))
     h.assert_succeeded(rerun)
     report(pytestconfig, "crash scenario in all", time.monotonic() - started)
-    h.assert_same_dataset(workdir, local_demo)  # also: no partial file is left behind
+    h.assert_same_dataset(workdir, local_shards)  # also: no partial file is left behind
 
 
 def file_identity(workdir: Path, outputs: list[str]) -> dict[str, tuple[int, int]]:
@@ -263,11 +278,11 @@ def file_identity(workdir: Path, outputs: list[str]) -> dict[str, tuple[int, int
 
 
 def test_shard_job_killed_mid_shard_resumes_without_redoing_videos(
-    slurm_cluster, local_demo, tmp_path, pytestconfig
+    slurm_cluster, local_shards, tmp_path, pytestconfig
 ):
     """SIGKILL of a shard job's processes after its first video: the profile's retry submits it
     again, and the shard runner reuses the finished video (same journal entry, same files)."""
-    run = h.start_snakemake(h.demo_workdir(tmp_path / "run"), "all")
+    run = h.start_snakemake(h.demo_workdir(tmp_path / "run"), *SHARD_TARGETS)
     job = shard_job(run)
     first = mid_shard(run)
     before = file_identity(run.workdir, first[0]["outputs"])
@@ -286,7 +301,7 @@ def test_shard_job_killed_mid_shard_resumes_without_redoing_videos(
     )
     reused = timings.set_index("id").loc[first[0]["id"], "seconds"]
     assert reused == first[0]["seconds"]  # the journal's entry, not a second measurement
-    h.assert_same_dataset(run.workdir, local_demo)
+    h.assert_same_dataset(run.workdir, local_shards)
 
 
 def test_cluster_start_is_idempotent_and_quick(slurm_cluster, pytestconfig):

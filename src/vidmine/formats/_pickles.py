@@ -190,6 +190,15 @@ class _LegacyNumpyPickler(pickle._Pickler):  # type: ignore[name-defined]
         super().save_global(obj, name)
 
 
+def save_pickle(path: str | os.PathLike, value: Any) -> None:
+    """Pickle ``value`` atomically with protocol 3 and numpy-1-compatible global names, so the
+    file loads in the numpy 1.x environments other projects' readers run in."""
+    from vidmine.io import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        _LegacyNumpyPickler(handle, protocol=3).dump(value)
+
+
 def _as_object_array(value: Any) -> np.ndarray:
     if isinstance(value, np.ndarray):
         return value

@@ -37,7 +37,7 @@ import pandas as pd
 from PIL import Image
 
 from vidmine.formats import FormatError
-from vidmine.formats._pickles import one_line
+from vidmine.formats._pickles import load_pickle, one_line, save_pickle
 from vidmine.formats.track_crops import TrackCrops
 from vidmine.io import gzip_text_atomic, write_text_atomic
 from vidmine.tracks import (
@@ -411,3 +411,75 @@ def write_vpd_crops(
             save(names["flow"], encode_flow_png(flow[0][flow_rows[int(frame)]]))
             counts["flows"] += 1
     return counts
+
+
+FEATURES_SUFFIX = ".emb.pkl"
+
+
+class VpdFeature(NamedTuple):
+    """One frame of a VPD embedding pickle (docs/formats/vpd.md, "Embedding pickles"): the
+    frame number, a ``(D,)`` or ``(k, D)`` float array (row 0 the pose, row 1 its horizontal
+    flip, more rows for jitters) and a metadata dict (``kp_score``, ``is_mean``, ``is_flip``
+    for the teacher; empty for the student)."""
+
+    frame: int
+    embedding: np.ndarray
+    meta: dict[str, Any]
+
+
+def features_path(folder: str | os.PathLike, video: str) -> Path:
+    """``<folder>/<video>.emb.pkl``: where VPD's loaders look for a video's features."""
+    return Path(folder) / f"{video}{FEATURES_SUFFIX}"
+
+
+def write_vpd_features(path: str | os.PathLike, features: Sequence[VpdFeature]) -> None:
+    """Write one video's features as VPD's ``store_pickle`` does: a plain list of
+    ``(frame, ndarray, dict)`` tuples sorted by frame, atomically, loadable by numpy 1.x.
+
+    Arrays are stored as float32 (what VPD's models produce); tuples, not the NamedTuple, so
+    VPD's ``pickle.load`` needs nothing of vidmine importable.
+    """
+    rows = sorted(
+        (
+            (int(f.frame), np.ascontiguousarray(f.embedding, dtype=np.float32), dict(f.meta))
+            for f in features
+        ),
+        key=lambda row: row[0],
+    )
+    for frame, emb, _ in rows:
+        if emb.ndim not in (1, 2) or emb.size == 0 or not np.isfinite(emb).all():
+            raise ValueError(f"{path}: frame {frame}: embedding {emb.shape} must be finite 1-D/2-D")
+    save_pickle(path, rows)
+
+
+def read_vpd_features(path: str | os.PathLike) -> list[VpdFeature]:
+    """Read a VPD embedding pickle restrictedly (numpy arrays and plain containers only: no
+    callable named by the file is ever run), checking its structure; every problem is one
+    :class:`FormatError` line naming the file and the entry."""
+    data = load_pickle(path)
+    if not isinstance(data, list):
+        raise FormatError(
+            f"{path}: expected a list of (frame, ndarray, dict), got {type(data).__name__}"
+        )
+    out: list[VpdFeature] = []
+    width = None
+    for i, row in enumerate(data):
+        if not isinstance(row, tuple | list) or len(row) != 3:
+            raise FormatError(f"{path}: entry {i} is not a (frame, ndarray, dict) triple")
+        frame, emb, meta = row
+        if isinstance(frame, bool) or not isinstance(frame, int | np.integer) or frame < 0:
+            raise FormatError(f"{path}: entry {i}: frame {frame!r} is not a frame number")
+        if not isinstance(emb, np.ndarray) or emb.ndim not in (1, 2) or emb.dtype.kind != "f":
+            raise FormatError(
+                f"{path}: entry {i} (frame {frame}): embedding is not a 1-D/2-D float array"
+            )
+        if not isinstance(meta, dict):
+            raise FormatError(f"{path}: entry {i} (frame {frame}): metadata is not a dict")
+        if width is not None and emb.shape[-1] != width:
+            raise FormatError(
+                f"{path}: entry {i} (frame {frame}): "
+                f"embedding width {emb.shape[-1]}, earlier {width}"
+            )
+        width = emb.shape[-1]
+        out.append(VpdFeature(int(frame), emb, meta))
+    return out
