@@ -2,8 +2,9 @@
 real requeues, real kills. Each test prints its wall time.
 
 Scenarios (issue 8): a toy workflow per status command; GPU and site values reaching sbatch; the
-demo through SLURM equal to a local run; a requeued shard job; a crash of Snakemake and of a job
-followed by --unlock and --rerun-incomplete; a shard job killed mid-shard that resumes.
+whole demo through SLURM equal to a local run; then, on the shard stages up to the filter (the
+same targets run locally are the reference), a requeued shard job, a crash of Snakemake and of a
+job followed by --unlock and --rerun-incomplete, and a shard job killed mid-shard that resumes.
 """
 
 from __future__ import annotations
