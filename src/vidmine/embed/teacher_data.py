@@ -78,6 +78,12 @@ class Examples:
     pose_neg: np.ndarray
     neg_valid: np.ndarray  # (N,) float32, 0 where no negative passed the 3D test
     target_3d: np.ndarray  # (N, 14, 7)
+    # Where each example came from (VPD's debug_info): indices into the sampler's frames
+    # (all takes concatenated) and whether the anchor / the negative is mirrored.
+    frames: np.ndarray
+    neg_frames: np.ndarray
+    flips: np.ndarray
+    neg_flips: np.ndarray
 
 
 def sequences_from_arrays(
@@ -301,9 +307,9 @@ class ExampleSampler:
         self.sequences = list(sequences)
         self.embed_bones, self.noise_px = embed_bones, noise_px
         self.cameras_per_draw = cameras_per_draw
-        self._points = np.concatenate([s.points for s in sequences])
+        self.points = np.concatenate([s.points for s in sequences])  # (all frames, 17, 3)
         self._starts = np.cumsum([0] + [len(s.points) for s in sequences])
-        canonical = canonical_poses(self._points)
+        canonical = canonical_poses(self.points)
         self._canonical = (canonical, mirror_canonical(canonical))  # plain, mirrored
         self._dirs = tuple(bone_directions(c) for c in self._canonical)
 
@@ -335,7 +341,7 @@ class ExampleSampler:
         pick = rng.integers(len(cameras), size=(3, count))
         pick[1] = (pick[0] + 1 + rng.integers(len(cameras) - 1, size=count)) % len(cameras)
         views = [
-            project_views(self._points[f], [cameras[c] for c in cams], rng, self.noise_px)
+            project_views(self.points[f], [cameras[c] for c in cams], rng, self.noise_px)
             for f, cams in ((frames, pick[0]), (frames, pick[1]), (neg_frames, pick[2]))
         ]
         return Examples(
@@ -344,6 +350,10 @@ class ExampleSampler:
             self._normalize(views[2], neg_flips),
             valid,
             target_features(anchor),
+            frames,
+            neg_frames,
+            flips.astype(bool),
+            neg_flips.astype(bool),
         )
 
     def _normalize(self, views: np.ndarray, flips: np.ndarray) -> np.ndarray:
