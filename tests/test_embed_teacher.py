@@ -23,6 +23,7 @@ from vidmine.embed.teacher import (
     embed_pose_folder,
     load_teacher,
     load_vpd_teacher,
+    retrieval_report,
     train_teacher,
 )
 from vidmine.embed.teacher_data import (
@@ -150,10 +151,12 @@ def test_training_lowers_the_loss_on_train_and_held_out_subjects(trained):
 
 
 def test_the_trained_teacher_beats_raw_2d_at_cross_view_retrieval(trained, sequences):
-    _, test = split_by_subject(sequences)
-    views = retrieval_views(test, held_out_cameras(4), frame_stride=15)  # unseen subjects, cameras
-    teacher = cross_view_retrieval(load_teacher(trained, device="cpu").embed, views)
-    raw = cross_view_retrieval(lambda kp: raw_2d_features(kp, flip=False), views)
+    _, test = split_by_subject(sequences)  # unseen subjects, seen by unseen cameras
+    report = retrieval_report(load_teacher(trained, device="cpu"), test, cameras=4)
+    teacher, raw = report["teacher"], report["raw_2d"]
+    views = retrieval_views(test, held_out_cameras(4), frame_stride=15)
+    assert report["poses"] == len(views) == 128 and report["cameras"] == 4
+    assert raw == cross_view_retrieval(lambda kp: raw_2d_features(kp, flip=False), views)
     torch.manual_seed(0)
     encoder, _ = build_networks(SMALL)
     untrained = VipeTeacher(encoder.eval(), False, torch.device("cpu"), {})

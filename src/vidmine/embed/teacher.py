@@ -30,12 +30,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from vidmine.embed.pose2d import BONES, KEPT_JOINTS, normalize_poses
+from vidmine.embed.pose2d import BONES, KEPT_JOINTS, normalize_poses, raw_2d_features
 from vidmine.embed.teacher_data import (
     TARGET_SHAPE,
     Examples,
     ExampleSampler,
     Sequence3d,
+    held_out_cameras,
+    retrieval_views,
     sequences_fingerprint,
     split_by_subject,
     synthetic_sequences,
@@ -601,3 +603,23 @@ def cross_view_retrieval(
             for k in ks:
                 hits[k].append(np.mean(rank < k))
     return {f"hit@{k}": float(np.mean(v)) for k, v in hits.items()}
+
+
+def retrieval_report(
+    model: VipeTeacher,
+    held_out: Sequence[Sequence3d],
+    cameras: int = 4,
+    frame_stride: int = 15,
+    seed: int = 0,
+) -> dict:
+    """Cross-view retrieval of ``model`` and of the raw-2D baseline (row 0 of
+    ``raw_2d_features``) on the same views of held-out takes by held-out cameras: the metrics
+    the workflow reports (``{'teacher': {hit@1, hit@10}, 'raw_2d': {...}, 'poses', 'cameras'}``).
+    """
+    views = retrieval_views(held_out, held_out_cameras(cameras), frame_stride, seed)
+    return {
+        "teacher": cross_view_retrieval(model.embed, views),
+        "raw_2d": cross_view_retrieval(lambda kp: raw_2d_features(kp, flip=False), views),
+        "poses": int(views.shape[0]),
+        "cameras": int(views.shape[1]),
+    }
