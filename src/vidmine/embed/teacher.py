@@ -89,6 +89,14 @@ class TeacherConfig:
     threads: int | None = None
     amp: bool = True  # used on CUDA only
 
+    def __post_init__(self) -> None:
+        if self.batch_size < 2 or self.examples_per_epoch < 2:
+            raise ValueError("batch_size and examples_per_epoch must be >= 2 (BatchNorm trains)")
+        if self.epochs < 0 or self.val_examples < 0 or self.val_examples == 1:
+            raise ValueError("epochs must be >= 0, val_examples 0 (no validation) or >= 2")
+        if min(self.embedding_dim, self.hidden, self.decoder_hidden) < 1 or self.blocks < 0:
+            raise ValueError("embedding_dim, hidden and decoder_hidden must be >= 1, blocks >= 0")
+
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 

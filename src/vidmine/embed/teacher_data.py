@@ -186,7 +186,9 @@ def with_midpoints(points: np.ndarray) -> np.ndarray:
 
 def canonical_poses(points: np.ndarray) -> np.ndarray:
     """(T, 17, 3) z-up poses turned into their body frames: hips at the origin, the torso
-    facing +y, z still up; (T, 19, 3) with the midpoints.
+    facing -y (the nose ahead of the neck at -y, the left shoulder at +x), z still up;
+    (T, 19, 3) with the midpoints. Only the heading is removed (a rotation about z), so a
+    bending or lying body keeps its pitch and roll, as in VPD.
 
     The facing is the torso plane's normal (VPD's ``get_canonical_orientation``): for a torso
     leaning more than 45 degrees (lying, crawling) it blends over to the spine, which then
