@@ -1,10 +1,10 @@
 """The ``vidmine`` command line.
 
-User commands (``status``, ``check-config``, ``purge``, ``export``, ``import-*``, ``lifter``)
-are what a researcher types; plumbing commands (``manifest``, ``run-stage``, ``gather-*``,
-``report-*``, ...) are what the Snakemake rules call, and hold no logic. Building the parser
-imports no heavy library (torch, mediapipe, OpenCV, OpenVINO): each command imports what it
-needs when it runs.
+User commands (``status``, ``check-config``, ``purge``, ``export``, ``import-*``, ``lifter``,
+``embed``) are what a researcher types; plumbing commands (``manifest``, ``run-stage``,
+``gather-*``, ``report-*``, ...) are what the Snakemake rules call, and hold no logic. Building
+the parser imports no heavy library (torch, mediapipe, OpenCV, OpenVINO): each command imports
+what it needs when it runs.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from vidmine.formats import FormatError
 
 EPILOG = (
     "user commands: "
-    + ", ".join(user.COMMANDS + exports.COMMANDS + ("lifter",))
+    + ", ".join(user.COMMANDS + exports.COMMANDS + ("lifter", "embed"))
     + ". plumbing (called by the workflow's rules): "
     + ", ".join(plumbing.COMMANDS)
     + ". 'vidmine COMMAND --help' for each."
@@ -55,9 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     user.register(sub)
     exports.register(sub)
+    from vidmine.embed.cli import register as register_embed
     from vidmine.lifter.cli import register as register_lifter
 
     register_lifter(sub)
+    register_embed(sub)
     plumbing.register(sub)
     return parser
 
