@@ -10,6 +10,7 @@ format, whose flipped row is exactly the mirrored drawing's pose).
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from vidmine.embed.student import (
     StudentTrainer,
     apply_student,
     build_model,
+    export_vpd_model,
     load_student,
     load_student_checkpoint,
     train_student,
@@ -365,3 +367,28 @@ def test_held_out_agreement_beats_the_mean_embedding_baseline(tmp_path):
     assert metrics["test_frames"] == 16  # two whole tracks, both rows of each compared
     assert metrics["test_l2"] < 0.85 * metrics["baseline_mean_l2"], metrics
     assert metrics["test_cosine"] > metrics["baseline_mean_cosine"] + 0.3, metrics
+
+
+def test_motion_head_learns_the_difference_and_apply_writes_the_encoders_rows(toy, tmp_path):
+    crops, embs = toy
+    out = tmp_path / "motion.pt"
+    metrics = train_student(tiny(motion=True, samples_per_epoch=8), [crops], embs, out)
+    ckpt = load_student_checkpoint(out)
+    assert ckpt["emb_dim"] == 26 and ckpt["motion_head"]["4.weight"].shape == (52, 128)
+    assert metrics["test_frames"] == 10  # frames 2..11 of the held-out track
+    student = load_student(out, device="cpu")
+    track = sorted(crops.iterdir())[0]
+    features = read_vpd_features(apply_student(student, track, tmp_path / "embs", track.name))
+    assert features[0].embedding.shape == (2, 26)  # the encoder's, as VPD applies it
+
+
+def test_vpd_model_folder_has_what_apply_vpd_model_reads(trained, tmp_path):
+    folder = export_vpd_model(trained[0], tmp_path / "vpd_model")
+    config = json.loads((folder / "config.json").read_text())
+    for key in ("emb_dim", "encoder_arch", "img_dim", "use_flow", "embed_time", "rgb_mean_std"):
+        assert key in config, key
+    assert config["encoder_arch"] == "resnet18" and config["use_flow"] is True
+    state = torch.load(folder / "best_epoch.encoder.pt", weights_only=True)
+    model = StudentModel("resnet18", config["emb_dim"], use_flow=True)
+    model.widen_for_flow()
+    model.load_state_dict(state)  # VPD's RGBF_EmbeddingModel has the same names

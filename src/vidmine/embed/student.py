@@ -23,6 +23,7 @@ is written atomically after every epoch so a preempted job continues where it st
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -52,6 +53,7 @@ from vidmine.embed.student_data import (
 )
 from vidmine.formats import FormatError
 from vidmine.formats.vpd import VpdFeature, features_path, write_vpd_features
+from vidmine.io import write_text_atomic
 from vidmine.lifter.checkpoint import atomic_save
 from vidmine.lifter.train import select_device
 from vidmine.weights import WeightsError, refused_pickle_reason, resolve_weights
@@ -82,6 +84,7 @@ class StudentConfig:
     lr: float = 5e-4
     min_pose_score: float = MIN_POSE_SCORE
     holdout_fraction: float = 0.2
+    eval_every: int = 1  # epochs between held-out evaluations (0: the last epoch only)
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # CUDA only, as VPD
@@ -295,6 +298,8 @@ class StudentTrainer:
         use_amp = cfg.amp and self.device.type == "cuda"
         self.amp_dtype = torch.float16 if use_amp else None
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick kernels once
         self.data = StudentDataset(self.train_frames, cfg.img_dim, self.mean_std, cfg.flow_name)
         self.history: list[dict] = []
 
@@ -435,7 +440,8 @@ class StudentTrainer:
             range(start, cfg.epochs), initial=start, total=cfg.epochs, desc="student", disable=None
         ):
             row = self.train_epoch(epoch)
-            if epoch + 1 == cfg.epochs:
+            every = cfg.eval_every
+            if epoch + 1 == cfg.epochs or (every and (epoch + 1) % every == 0):
                 row.update(self.evaluate())
             self.history.append(row)
             if self.resume_path is not None:
@@ -514,3 +520,28 @@ def apply_student(
     path.parent.mkdir(parents=True, exist_ok=True)
     write_vpd_features(path, features)
     return path
+
+
+def export_vpd_model(checkpoint: str | os.PathLike, model_dir: str | os.PathLike) -> Path:
+    """A trained student as the model folder VPD's ``apply_vpd_model.py`` opens: its
+    ``config.json`` (the keys that script reads) and ``best_epoch.encoder.pt`` (the encoder's
+    state dict, whose names are VPD's ``RGBF_EmbeddingModel``'s)."""
+    ckpt = load_student_checkpoint(checkpoint)
+    cfg = StudentConfig.from_dict(ckpt["config"])
+    folder = Path(model_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "num_epochs": ckpt["epoch"],
+        "batch_size": cfg.batch_size,
+        "learning_rate": cfg.lr,
+        "img_dim": cfg.img_dim,
+        "use_flow": cfg.flow_name is not None,
+        "motion": cfg.motion,
+        "embed_time": cfg.motion,  # apply_vpd_model.py reads this name, train_vpd_model.py
+        "emb_dim": ckpt["emb_dim"],  # writes "motion"
+        "encoder_arch": cfg.arch,
+        "rgb_mean_std": ckpt["rgb_mean_std"],
+    }
+    atomic_save(ckpt["encoder"], folder / "best_epoch.encoder.pt")
+    write_text_atomic(folder / "config.json", json.dumps(settings, indent=2) + "\n")
+    return folder
