@@ -26,11 +26,13 @@ from vidmine.embed.student import (
     StudentModel,
     StudentTrainer,
     apply_student,
+    apply_student_to_tracks,
     build_model,
     export_vpd_model,
     load_student,
     load_student_checkpoint,
     train_student,
+    weight_sources,
 )
 from vidmine.embed.student_data import (
     StudentDataset,
@@ -302,6 +304,8 @@ def test_apply_writes_vpd_features_rows_original_and_flipped(toy, trained, tmp_p
     with torch.no_grad():
         want = student.model(torch.stack([image, flipped])).numpy()
     np.testing.assert_allclose(features[4].embedding, want, atol=1e-4)
+    every = apply_student_to_tracks(student, [crops], tmp_path / "all")
+    assert [p.name for p in every] == sorted(f"{t.name}.emb.pkl" for t in crops.iterdir())
     plain = apply_student(student, track, tmp_path / "plain", track.name, flip=False)
     assert read_vpd_features(plain)[0].embedding.shape == (26,)
     with open(path, "rb") as fh:  # what VPD's own pickle.load gets: plain tuples
@@ -332,8 +336,16 @@ def test_bad_input_is_one_line_naming_the_file(toy, trained, tmp_path):
 
 def test_pretrained_weights_go_through_the_weights_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("VIDMINE_CACHE", str(tmp_path / "cache"))
-    with pytest.raises(WeightsError, match="student resnet18 ImageNet weights: .*resnet18"):
-        build_model(tiny(pretrained=True, pretrained_weights=str(tmp_path / "resnet18.pth")), 26)
+    (official,) = weight_sources(tiny(pretrained=True))
+    assert official.source.startswith("https://download.pytorch.org/models/resnet18-")
+    assert official.sha256 and official.cached_path().parent == tmp_path / "cache" / "weights"
+    assert weight_sources(tiny()) == []
+    missing = tmp_path / "resnet18.pth"
+    with pytest.raises(WeightsError, match=r"student resnet18 ImageNet weights: .*resnet18\.pth"):
+        build_model(tiny(pretrained=True, pretrained_weights=str(missing)), 26)
+    torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7)}, missing)  # not a whole resnet18
+    with pytest.raises(WeightsError, match="not a torchvision resnet18 state dict"):
+        build_model(tiny(pretrained=True, pretrained_weights=str(missing)), 26)
 
 
 def bar_dataset(root: Path, tracks: int = 8, frames: int = 8, seed: int = 0) -> tuple[Path, Path]:

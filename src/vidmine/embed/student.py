@@ -46,6 +46,7 @@ from vidmine.embed.student_data import (
     StudentDataset,
     StudentFrame,
     dataset_mean_std,
+    find_crop_dirs,
     flip_input,
     holdout_videos,
     load_frames,
@@ -56,7 +57,7 @@ from vidmine.formats.vpd import VpdFeature, features_path, write_vpd_features
 from vidmine.io import write_text_atomic
 from vidmine.lifter.checkpoint import atomic_save
 from vidmine.lifter.train import select_device
-from vidmine.weights import WeightsError, refused_pickle_reason, resolve_weights
+from vidmine.weights import WeightsError, WeightSource, refused_pickle_reason, resolve_weights
 
 log = logging.getLogger(__name__)
 
@@ -153,17 +154,32 @@ def motion_head(emb_dim: int) -> nn.Module:
     )
 
 
+def weight_sources(cfg: StudentConfig) -> list[WeightSource]:
+    """The weights file a pretrained student loads (for ``vidmine fetch-weights``, which
+    fills the cache on a host with network); none for a student trained from scratch."""
+    if not cfg.pretrained:
+        return []
+    import torchvision.models as models
+
+    from vidmine.weights import sha256_from_file_name, torchvision_weights_url
+
+    enum = models.get_model_weights(cfg.arch)
+    # VPD's ``pretrained=True`` is torchvision's first ImageNet weights of each ResNet
+    official = cfg.pretrained_weights == "official"
+    name = "IMAGENET1K_V1" if official else cfg.pretrained_weights
+    source = torchvision_weights_url(enum, name)
+    return [WeightSource(f"VPD student {cfg.arch} ImageNet", source, sha256_from_file_name(source))]
+
+
 def imagenet_state(arch: str, weights: str) -> dict[str, torch.Tensor]:
     """torchvision's ImageNet weights of ``arch`` from vidmine's weights cache (checked by the
     SHA-256 prefix in the official file name); a one-line error says how to get them."""
-    import torchvision.models as models
+    from vidmine.weights import load_state_dict
 
-    from vidmine.weights import load_state_dict, sha256_from_file_name, torchvision_weights_url
-
-    enum = models.get_model_weights(arch)
-    source = torchvision_weights_url(enum, "DEFAULT" if weights == "official" else weights)
+    cfg = StudentConfig(arch=arch, pretrained=True, pretrained_weights=weights)
+    (source,) = weight_sources(cfg)
     try:
-        path = resolve_weights(source, sha256_from_file_name(source))
+        path = resolve_weights(source.source, source.sha256)
     except WeightsError as exc:
         raise WeightsError(f"student {arch} ImageNet weights: {exc}") from None
     return load_state_dict(path)
@@ -174,7 +190,12 @@ def build_model(cfg: StudentConfig, emb_dim: int) -> StudentModel:
     if cfg.pretrained:
         state = imagenet_state(cfg.arch, cfg.pretrained_weights)
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        model.resnet.load_state_dict(state, strict=False)
+        missing, unexpected = model.resnet.load_state_dict(state, strict=False)
+        if unexpected or set(missing) - {"fc.weight", "fc.bias"}:
+            raise WeightsError(
+                f"student {cfg.arch}: {cfg.pretrained_weights} is not a torchvision {cfg.arch} "
+                f"state dict ({len(missing)} missing, {len(unexpected)} unexpected keys)"
+            )
     model.widen_for_flow()
     return model
 
@@ -485,6 +506,18 @@ def crop_frames(crop_dir: str | os.PathLike) -> list[int]:
     return sorted(
         int(m[1]) for m in (CROP_PATTERN.match(p.name) for p in Path(crop_dir).iterdir()) if m
     )
+
+
+def apply_student_to_tracks(
+    model: LoadedStudent, crops_dirs: Sequence[str | os.PathLike], out_dir: str | os.PathLike
+) -> list[Path]:
+    """:func:`apply_student` on every track folder of the crops roots (every released track),
+    one ``<track>.emb.pkl`` each in ``out_dir``."""
+    folders = find_crop_dirs(crops_dirs)
+    return [
+        apply_student(model, folder, out_dir, video)
+        for video, folder in tqdm(sorted(folders.items()), desc="student tracks", disable=None)
+    ]
 
 
 @torch.no_grad()
