@@ -292,12 +292,8 @@ class StudentTrainer:
         resume: Path | None = None,
         on_epoch_end: EpochCallback | None = None,
     ) -> None:
-        self.cfg, self.out, self.resume_path, self.on_epoch_end = (
-            cfg,
-            Path(out),
-            resume,
-            on_epoch_end,
-        )
+        self.cfg, self.out = cfg, Path(out)
+        self.resume_path, self.on_epoch_end = resume, on_epoch_end
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.device = select_device(cfg.device)
