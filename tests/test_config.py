@@ -80,6 +80,35 @@ def test_check_config_names_a_missing_source_file(tmp_path):
     assert run.stderr.strip() == f"{config}: dataset k: source.path: no such file: nowhere.csv"
 
 
+def test_embed_section_lists_exactly_the_fields_of_its_dataclasses():
+    """Each sub-section of embed: is its dataclass's fields, so a typo stops check-config."""
+    import dataclasses
+
+    from vidmine.config import load_schema
+    from vidmine.embed.config import SECTIONS, WORKFLOW_KEYS, EvaluateConfig
+    from vidmine.embed.student import StudentConfig
+    from vidmine.embed.teacher import TeacherConfig
+    from vidmine.lifter.config import DataConfig
+
+    embed = load_schema()["$defs"]["embed"]["properties"]
+    assert set(embed) == set(SECTIONS) | set(WORKFLOW_KEYS)
+    classes = {
+        "teacher": TeacherConfig,
+        "teacher_data": DataConfig,
+        "student": StudentConfig,
+        "evaluate": EvaluateConfig,
+    }
+    for name, cls in classes.items():
+        assert set(embed[name]["properties"]) == {f.name for f in dataclasses.fields(cls)}, name
+    demo = {"source": {"type": "demo"}}
+    with pytest.raises(ConfigError, match=r"^config key datasets.d.embed.teacher.epocs: unknown"):
+        validate_config({"datasets": {"d": {**demo, "embed": {"teacher": {"epocs": 5}}}}})
+    with pytest.raises(ConfigError, match=r"datasets.d.embed.teacher_data.source"):
+        validate_config(
+            {"datasets": {"d": {**demo, "embed": {"teacher_data": {"source": "youtube"}}}}}
+        )
+
+
 def test_lifter_section_is_in_the_schema_and_matches_the_trainer():
     """The schema lists exactly the trainer's fields (plus the workflow's keys), so a typo
     stops check-config with one line instead of failing inside the training job."""

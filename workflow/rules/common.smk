@@ -451,7 +451,8 @@ def lifter_report_inputs(wildcards):
 
 def all_targets(wildcards):
     """Input function of `all`: every dataset's files, every stage's shard status tables, the
-    report items, and the lifter's files when it is enabled (lifter.smk)."""
+    report items, and the lifter's and the embedding's files when they are enabled (lifter.smk,
+    embed.smk)."""
     return [
         f
         for d in DATASETS
@@ -459,4 +460,47 @@ def all_targets(wildcards):
         + stage_statuses(d)
         + report_items(d)
         + lifter_targets(d)
+        + embed_targets(d)
+    ]
+
+
+# --- pose embeddings (rules in embed.smk) ---
+def embed_settings(dataset):
+    """The dataset's embed: section as given (the commands fill in their own defaults)."""
+    return config["datasets"][dataset].get("embed", {})
+
+
+def embed_settings_json(wildcards):
+    """Params function: the embed: section, quoted JSON for --settings."""
+    from vidmine.embed.config import WORKFLOW_KEYS
+
+    settings = embed_settings(wildcards.dataset)
+    kept = {k: v for k, v in settings.items() if k not in WORKFLOW_KEYS}
+    return shlex.quote(json.dumps(kept, sort_keys=True))
+
+
+def embed_teacher_data_files(wildcards):
+    """Input function: the 3D files the teacher trains on (none: the synthetic motion)."""
+    from vidmine.embed.config import teacher_data_files
+
+    return [str(p) for p in teacher_data_files(embed_settings(wildcards.dataset))]
+
+
+def embed_resource(name, default):
+    """Resources and threads function: a value from the embed: section, else ``default``."""
+
+    def value(wildcards):
+        return embed_settings(wildcards.dataset).get(name, default)
+
+    return value
+
+
+def embed_targets(dataset):
+    """Files to request for a dataset whose embedding is enabled (none otherwise)."""
+    if not embed_settings(dataset).get("enabled", False):
+        return []
+    names = ["teacher.pt", "teacher_features", "student.pt", "student_features", "metrics.json"]
+    return expand("results/{dataset}/embed/{name}", dataset=dataset, name=names) + [
+        f"results/{dataset}/embed/few_shot.png",
+        f"results/{dataset}/report/embed.html",
     ]
