@@ -1,0 +1,454 @@
+"""Few-shot action recognition and retrieval on VPD features, as VPD's ``recognize.py``
+evaluates them (issue 19, part 3).
+
+An embedding is good for VPD when sequences of it, compared frame by frame under dynamic time
+warping, find the right action with very few labelled examples. So the evaluation is:
+
+* features: one ``<video>.emb.pkl`` per track (read only through the restricted unpickler),
+  densified per frame as VPD's ``action_dataset/load.py::group_by_frame`` does, optionally
+  with every row scaled to unit length (VPD's ``--norm``);
+* recognition: a 1-nearest-neighbour classifier under DTW, trained on ``n`` sampled sequences
+  per class (``sample_embeddings``), over several seeded trials; the query's plain and
+  flipped rows are matched against every training row, the nearest wins (``predict_n``);
+* retrieval: every query sequence ranks the others by DTW distance; hit@k (a same-label
+  sequence among the first k) and precision@k (the fraction of the first k that share the
+  label), as ``run_action_retrieval``.
+
+VPD's DTW is the ``dtw-python`` package with Sakoe-Chiba's symmetric P=2 step pattern and its
+N+M normalised distance, falling back to the plain symmetric2 pattern when no path fits the
+slope limits. That package is not among vidmine's dependencies (and none installed does these
+step patterns), so both recurrences are written here with numpy, one query against a batch of
+references at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from vidmine.embed.labelled import folder_videos
+from vidmine.formats import FormatError
+from vidmine.formats.vpd import VpdFeature, features_path, read_vpd_features
+
+ALL_SHOTS = -1  # VPD's -ne -1: every training sequence
+RETRIEVAL_KS = (1, 5, 10)
+Sequences = Mapping[str, np.ndarray]  # track_id -> (T, D) or (T, rows, D) embeddings
+
+
+# ------------------------------------------------------------------ loading
+
+
+def densify(
+    features: Sequence[VpdFeature], source: Any = "<features>"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame features -> (dense (max_frame + 1, ...) float64 array, bool present mask).
+
+    Like VPD's ``group_by_frame``: a frame listed several times (several poses) gets the mean
+    of its embeddings; frames before the first listed one stay zero and are not present; a
+    gap between two listed frames is filled by linear interpolation. VPD weights that fill
+    the wrong way round (the frame next to the earlier one takes mostly the later value,
+    docs/formats/vpd.md "Embedding pickles"); here the weights fall linearly with the
+    distance, so the fill runs continuously from one listed value to the next. A 1-D
+    embedding stays (T, D); a (rows, D) one gives (T, rows, D).
+    """
+    if not features:
+        raise FormatError(f"{source}: no frames")
+    shape = np.shape(features[0].embedding)
+    frames = np.array([int(f.frame) for f in features])
+    dense = np.zeros((frames.max() + 1, *shape))
+    counts = np.zeros(len(dense))
+    for f in features:
+        if np.shape(f.embedding) != shape:
+            raise FormatError(
+                f"{source}: frame {f.frame}: embedding {np.shape(f.embedding)}, first {shape}"
+            )
+        dense[f.frame] += f.embedding
+        counts[f.frame] += 1
+    present = counts > 0
+    dense[present] /= counts[present].reshape(-1, *([1] * len(shape)))
+    listed = np.flatnonzero(present)
+    gaps = np.arange(listed[0], listed[-1] + 1)
+    gaps = gaps[~present[gaps]]
+    if len(gaps):
+        after = listed[np.searchsorted(listed, gaps)]
+        before = listed[np.searchsorted(listed, gaps) - 1]
+        towards_after = ((gaps - before) / (after - before)).reshape(-1, *([1] * len(shape)))
+        dense[gaps] = (1 - towards_after) * dense[before] + towards_after * dense[after]
+    return dense, present
+
+
+def normalize_rows(embeddings: np.ndarray) -> np.ndarray:
+    """Every embedding row scaled to unit length (zero rows stay zero): VPD's ``--norm``."""
+    length = np.linalg.norm(embeddings, axis=-1, keepdims=True)
+    return embeddings / np.where(length < 1e-12, 1.0, length)
+
+
+def load_features(
+    folder: str | os.PathLike, norm: bool = False, videos: Iterable[str] | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``<folder>/<video>.emb.pkl`` -> {video: (dense features, present mask)} (:func:`densify`).
+
+    A corrupt or malformed pickle stops the load with one line naming that file: a feature
+    folder is written whole by one apply step, so a bad file means that step failed, and
+    skipping it would quietly evaluate on fewer tracks. ``videos`` limits the load to those
+    (each must exist).
+    """
+    names = folder_videos(folder) if videos is None else list(videos)
+    out = {}
+    for video in tqdm(names, desc=f"loading {Path(folder).name}", leave=False, disable=None):
+        path = features_path(folder, video)
+        if not path.is_file():
+            raise FormatError(f"{path}: features of video {video!r} not found")
+        dense, present = densify(read_vpd_features(path), path)
+        out[video] = (normalize_rows(dense) if norm else dense, present)
+    return out
+
+
+def present_span(dense: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """The frames from the first to the last present one: the zeros VPD leaves before a
+    video's first embedded frame are not part of the motion."""
+    listed = np.flatnonzero(present)
+    return dense[listed[0] : listed[-1] + 1]
+
+
+# ------------------------------------------------------------------ dynamic time warping
+
+
+def _squared_norms(x: np.ndarray) -> np.ndarray:
+    return np.einsum("...d,...d->...", x, x)
+
+
+class References:
+    """DTW references stacked once, (K, M_max, D) zero-padded, with their lengths: a query
+    is then compared with all of them in one matrix product."""
+
+    def __init__(self, sequences: Sequence[np.ndarray]) -> None:
+        self.lengths = np.array([len(r) for r in sequences])
+        width = int(self.lengths.max()) if len(sequences) else 0
+        dim = np.shape(sequences[0])[-1] if len(sequences) else 0
+        self.padded = np.zeros((len(sequences), width, dim))
+        for k, ref in enumerate(sequences):
+            self.padded[k, : len(ref)] = ref
+        self.squared = _squared_norms(self.padded)
+        self.beyond = np.arange(width)[None, :] >= self.lengths[:, None]  # (K, M_max)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def local_costs(self, query: np.ndarray) -> np.ndarray:
+        """Euclidean frame distances of a (N, D) query, laid out (N, K, M_max) so that the
+        row-by-row recurrences below read contiguous memory; +inf beyond each reference's
+        end (a padded cell can never lie on the path to (N - 1, M_k - 1), so the padding
+        changes no distance)."""
+        product = np.matmul(query, self.padded.reshape(-1, self.padded.shape[-1]).T)
+        squared = _squared_norms(query)[:, None] + self.squared.reshape(1, -1) - 2 * product
+        costs = np.sqrt(np.maximum(squared, 0.0)).reshape(len(query), *self.beyond.shape)
+        costs[:, self.beyond] = np.inf
+        return costs
+
+
+def _accumulate_symmetric_p2(d: np.ndarray) -> np.ndarray:
+    """Sakoe-Chiba symmetric P=2 cumulative costs of (N, K, M) local costs.
+
+    g(0, 0) = d(0, 0); a cell is reached by one diagonal step, g(i-1, j-1) + 2 d(i, j), or by
+    the two slope-limited steps g(i-2, j-3) + 2 d(i-1, j-2) + 2 d(i, j-1) + d(i, j) and
+    g(i-3, j-2) + 2 d(i-2, j-1) + 2 d(i-1, j) + d(i, j). Every step comes from an earlier
+    row, so a whole row (and all K references) is computed at once: N numpy steps instead of
+    N x M x K Python ones.
+    """
+    n, k, m = d.shape
+    g = np.full((n, k, m), np.inf)
+    g[0, :, 0] = d[0, :, 0]
+    for i in range(1, n):
+        row = g[i]
+        row[:, 1:] = g[i - 1, :, :-1] + 2 * d[i, :, 1:]
+        if i >= 2 and m >= 4:
+            slope = g[i - 2, :, :-3] + 2 * d[i - 1, :, 1:-2] + 2 * d[i, :, 2:-1] + d[i, :, 3:]
+            np.minimum(row[:, 3:], slope, out=row[:, 3:])
+        if i >= 3 and m >= 3:
+            slope = g[i - 3, :, :-2] + 2 * d[i - 2, :, 1:-1] + 2 * d[i - 1, :, 2:] + d[i, :, 2:]
+            np.minimum(row[:, 2:], slope, out=row[:, 2:])
+    return g
+
+
+def _accumulate_symmetric2(d: np.ndarray) -> np.ndarray:
+    """Symmetric2 cumulative costs: g(i, j) = min(g(i-1, j) + d, g(i-1, j-1) + 2 d,
+    g(i, j-1) + d), g(0, 0) = d(0, 0).
+
+    The horizontal step makes each row a running minimum: with S the row's prefix sums of
+    d and c the best arrival from the row above, g(i, j) = S_j + min_{l <= j}(c_l - S_l),
+    one ``minimum.accumulate`` per row instead of a loop over j.
+    """
+    g = np.empty(d.shape)
+    g[0] = np.cumsum(d[0], axis=-1)
+    for i in range(1, len(d)):
+        arrive = g[i - 1] + d[i]
+        arrive[:, 1:] = np.minimum(arrive[:, 1:], g[i - 1, :, :-1] + 2 * d[i, :, 1:])
+        finite = np.isfinite(d[i])
+        prefix = np.cumsum(np.where(finite, d[i], 0.0), axis=-1)
+        g[i] = prefix + np.minimum.accumulate(arrive - prefix, axis=-1)
+        g[i][~finite] = np.inf
+    return g
+
+
+STEP_PATTERNS = {"symmetricP2": _accumulate_symmetric_p2, "symmetric2": _accumulate_symmetric2}
+
+
+def dtw_distances(
+    query: np.ndarray, references: Sequence[np.ndarray] | References, pattern: str = "symmetricP2"
+) -> np.ndarray:
+    """Normalised DTW distance of a (N, D) query to each (M_k, D) reference: the cheapest
+    warping path's weighted cost divided by N + M_k, +inf where the step pattern allows no
+    path (P=2 needs 2/3 <= M/N <= 3/2 roughly). Same values as ``dtw-python``'s
+    ``dtw(pairwise_distances(a, b), step_pattern=pattern).normalizedDistance``."""
+    if pattern not in STEP_PATTERNS:
+        raise ValueError(f"DTW step pattern {pattern!r}: known {sorted(STEP_PATTERNS)}")
+    if not isinstance(references, References):
+        references = References([np.asarray(r, np.float64) for r in references])
+    if not len(references):
+        return np.zeros(0)
+    query = np.asarray(query, np.float64)
+    g = STEP_PATTERNS[pattern](references.local_costs(query))
+    lengths = references.lengths
+    return g[-1, np.arange(len(lengths)), lengths - 1] / (len(query) + lengths)
+
+
+def _rows(embeddings: np.ndarray) -> list[np.ndarray]:
+    """A sequence's separate rows (plain, flipped, jitters) as (T, D) sequences."""
+    return [embeddings] if embeddings.ndim == 2 else list(embeddings.transpose(1, 0, 2))
+
+
+# ------------------------------------------------------------------ recognition
+
+
+class SequenceDistances:
+    """DTW distances from each test sequence to each training sequence, computed once and
+    shared by every shot count and trial (VPD recomputes them per trial; the values are the
+    same).
+
+    A pair's distance is the smallest over the query's rows and the reference's rows: VPD's
+    ``KnnModel`` keeps every row of a training sequence (plain, flipped) as its own example
+    and ``predict_n`` matches every query row against all of them. With ``ensemble=False``
+    only the query's first row is matched (VPD's ``--no_test_flip``).
+    """
+
+    def __init__(
+        self, sequences: Sequences, test: Sequence[str], train: Sequence[str], ensemble: bool = True
+    ) -> None:
+        self.test, self.train = list(test), list(train)
+        rows, owners = [], []
+        for j, track in enumerate(self.train):
+            for row in _rows(sequences[track]):
+                rows.append(row)
+                owners.append(j)
+        self._references = References(rows)
+        self._owners = np.array(owners)
+        self._queries = [_rows(sequences[t])[: None if ensemble else 1] for t in self.test]
+        self._tables: dict[str, np.ndarray] = {}
+
+    def table(self, pattern: str = "symmetricP2") -> np.ndarray:
+        """(test, train) distances under one step pattern (+inf: no path)."""
+        if pattern not in self._tables:
+            out = np.full((len(self.test), len(self.train)), np.inf)
+            bar = tqdm(self._queries, desc=f"DTW {pattern}", leave=False, disable=None)
+            for i, rows in enumerate(bar):
+                per_row = np.min([dtw_distances(q, self._references, pattern) for q in rows], 0)
+                np.minimum.at(out[i], self._owners, per_row)
+            self._tables[pattern] = out
+        return self._tables[pattern]
+
+    def nearest(self, candidates: Sequence[int]) -> np.ndarray:
+        """Index (into ``train``) of each test sequence's nearest among ``candidates``; where
+        none fits P=2's slope limits, the nearest under symmetric2, as VPD's fallback model."""
+        cols = np.asarray(candidates)
+        dist = self.table("symmetricP2")[:, cols]
+        best = cols[np.argmin(dist, axis=1)]
+        stuck = ~np.isfinite(dist).any(axis=1)
+        if stuck.any():
+            best[stuck] = cols[np.argmin(self.table("symmetric2")[np.ix_(stuck, cols)], axis=1)]
+        return best
+
+
+def sample_shots(
+    train: Iterable[str], labels: Mapping[str, str], shots: int, rng: np.random.Generator
+) -> list[str]:
+    """``shots`` sequences of each class drawn without replacement (a class with fewer keeps
+    all; ``shots`` <= 0 keeps everything), as VPD's ``sample_embeddings``."""
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for track in sorted(train):
+        by_class[labels[track]].append(track)
+    chosen = []
+    for label in sorted(by_class):
+        tracks = by_class[label]
+        if 0 < shots < len(tracks):
+            tracks = [tracks[i] for i in sorted(rng.choice(len(tracks), shots, replace=False))]
+        chosen.extend(tracks)
+    return chosen
+
+
+def recognition_accuracy(
+    distances: SequenceDistances, labels: Mapping[str, str], train: Sequence[str]
+) -> float:
+    """Fraction of the test sequences whose nearest sequence among ``train`` (1-NN, DTW) has
+    their label."""
+    index = {t: j for j, t in enumerate(distances.train)}
+    nearest = distances.nearest([index[t] for t in train])
+    pairs = zip(nearest, distances.test, strict=True)
+    right = [labels[distances.train[j]] == labels[t] for j, t in pairs]
+    return float(np.mean(right))
+
+
+def few_shot_accuracy(
+    sequences: Sequences,
+    labels: Mapping[str, str],
+    split: Mapping[str, str],
+    shots: Sequence[int] = (1, 5, ALL_SHOTS),
+    trials: int = 5,
+    seed: int = 0,
+    ensemble: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Test accuracy per shot count: {'1': {'mean', 'std', 'trials': [...]}, ..., 'all': ...}.
+
+    Each trial samples its own training set (``seed``, shots, trial); with all shots the
+    training set and so the 1-NN answer are fixed, so it runs once.
+    """
+    train = sorted(t for t in sequences if split.get(t) == "train")
+    test = sorted(t for t in sequences if split.get(t) == "test")
+    if not train or not test:
+        raise ValueError(f"few-shot: {len(train)} train and {len(test)} test sequences")
+    distances = SequenceDistances(sequences, test, train, ensemble)
+    out = {}
+    for n in shots:
+        accs = []
+        for trial in range(trials if n > 0 else 1):
+            rng = np.random.default_rng([seed, max(n, 0), trial])
+            accs.append(
+                recognition_accuracy(distances, labels, sample_shots(train, labels, n, rng))
+            )
+        out[shot_name(n)] = {
+            "mean": float(np.mean(accs)),
+            "std": float(np.std(accs)),
+            "trials": accs,
+        }
+    return out
+
+
+def shot_name(shots: int) -> str:
+    """'1', '5', ... or 'all' for every training sequence."""
+    return str(shots) if shots > 0 else "all"
+
+
+# ------------------------------------------------------------------ retrieval
+
+
+def retrieval(
+    sequences: Sequences,
+    labels: Mapping[str, str],
+    ks: Sequence[int] = RETRIEVAL_KS,
+    queries: Iterable[str] | None = None,
+) -> dict[str, float]:
+    """hit@k and precision@k (fractions) of each query against all other sequences.
+
+    As ``run_action_retrieval``: a sequence's rows are concatenated per frame (T, rows x D),
+    the others are ranked by symmetric P=2 DTW distance (no path ranks last), the query
+    itself is left out; hit@k counts a query when a same-label sequence is among the first k,
+    precision@k is the share of the first k with the query's label.
+    """
+    ids = sorted(sequences)
+    flat = [sequences[t].reshape(len(sequences[t]), -1) for t in ids]
+    everyone = References(flat)
+    asked = ids if queries is None else sorted(queries)
+    hits = {k: 0 for k in ks}
+    precision = {k: 0.0 for k in ks}
+    for query in tqdm(asked, desc="retrieving", leave=False, disable=None):
+        q = ids.index(query)
+        dist = dtw_distances(flat[q], everyone)
+        dist[q] = np.nan  # the query itself: sorted after everything, then dropped
+        ranked = np.argsort(dist, kind="stable")[:-1]
+        same = np.array([labels[ids[i]] == labels[query] for i in ranked])
+        for k in ks:
+            hits[k] += bool(same[:k].any())
+            precision[k] += float(same[:k].sum()) / k
+    out = {f"hit@{k}": hits[k] / len(asked) for k in ks}
+    out.update({f"prec@{k}": precision[k] / len(asked) for k in ks})
+    return out
+
+
+# ------------------------------------------------------------------ evaluation and plot
+
+
+def evaluate_features(
+    folder: str | os.PathLike,
+    labels: Mapping[str, str],
+    split: Mapping[str, str],
+    shots: Sequence[int] = (1, 5, ALL_SHOTS),
+    trials: int = 5,
+    seed: int = 0,
+    norm: bool = False,
+    ks: Sequence[int] = RETRIEVAL_KS,
+) -> dict[str, Any]:
+    """Few-shot recognition and retrieval of one features folder: a JSON-able dict.
+
+    ``labels`` (track_id -> label) picks the tracks; each must have a file in the folder and
+    a 'train' / 'test' entry in ``split``. Retrieval queries every labelled track against
+    all others.
+    """
+    tracks = sorted(labels)
+    unsplit = [t for t in tracks if split.get(t) not in ("train", "test")]
+    if unsplit:
+        raise ValueError(f"{folder}: track {unsplit[0]!r} is in neither train nor test split")
+    loaded = load_features(folder, norm=norm, videos=tracks)
+    sequences = {t: present_span(*loaded[t]) for t in tracks}
+    classes = sorted(set(labels.values()))
+    return {
+        "features": str(folder),
+        "norm": norm,
+        "tracks": len(tracks),
+        "train": sum(split[t] == "train" for t in tracks),
+        "test": sum(split[t] == "test" for t in tracks),
+        "classes": len(classes),
+        "chance": 1 / len(classes),
+        "few_shot": few_shot_accuracy(sequences, labels, split, shots, trials, seed),
+        "retrieval": retrieval(sequences, labels, ks),
+    }
+
+
+def plot_accuracy_vs_shots(
+    results: Mapping[str, Mapping[str, Any]], path: str | os.PathLike
+) -> Path:
+    """Accuracy (mean +- std over trials) against shots, one line per feature set, e.g.
+    {'raw 2D': metrics, 'teacher': metrics, 'student': metrics} from :func:`evaluate_features`,
+    to a PNG; chance is drawn dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    names: list[str] = []
+    for name, metrics in results.items():
+        few = metrics["few_shot"]
+        names = names if len(names) >= len(few) else list(few)
+        mean = [few[s]["mean"] for s in few]
+        std = [few[s]["std"] for s in few]
+        ax.errorbar(range(len(few)), mean, yerr=std, marker="o", capsize=3, label=name)
+    chance = [m["chance"] for m in results.values()]
+    if chance:
+        ax.axhline(chance[0], color="grey", linestyle="--", linewidth=1, label="chance")
+    ax.set_xticks(range(len(names)), names)
+    ax.set_xlabel("training sequences per class")
+    ax.set_ylabel("test accuracy (1-NN, DTW)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
