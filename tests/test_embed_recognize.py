@@ -10,6 +10,7 @@ import itertools
 import numpy as np
 import pytest
 
+from vidmine.embed import recognize
 from vidmine.embed.labelled import (
     LabelledTrackConfig,
     baseline_features,
@@ -23,6 +24,7 @@ from vidmine.embed.labelled import (
 from vidmine.embed.pose2d import raw_2d_features
 from vidmine.embed.recognize import (
     densify,
+    dtw_distance_matrix,
     dtw_distances,
     evaluate_features,
     load_features,
@@ -102,6 +104,16 @@ def test_dtw_equals_an_exhaustive_search_over_warping_paths(pattern, steps):
         assert np.allclose(got, want, rtol=1e-9, atol=1e-12), (n, got, want)
     assert np.isinf(dtw_distances(np.zeros((2, 3)), [np.zeros((6, 3))])[0])  # slope > 3/2
     assert dtw_distances(np.ones((5, 2)), [np.ones((4, 2))])[0] == 0.0
+
+
+def test_dtw_matrix_batches_queries_of_mixed_lengths_like_single_queries(monkeypatch):
+    rng = np.random.default_rng(11)
+    queries = [rng.normal(size=(n, 2)) for n in (4, 6, 4, 5, 6, 4)]
+    refs = [rng.normal(size=(m, 2)) for m in (3, 5, 6, 8)]
+    monkeypatch.setattr(recognize, "CELLS_PER_BATCH", 200)  # several batches per length
+    got = dtw_distance_matrix(queries, refs)
+    want = [[brute_force_dtw(q, r, P2_STEPS) for r in refs] for q in queries]
+    assert got.shape == (6, 4) and np.allclose(got, want, rtol=1e-9)
 
 
 def test_labelled_tracks_are_deterministic_and_differ_by_action():

@@ -141,16 +141,18 @@ class References:
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def local_costs(self, query: np.ndarray) -> np.ndarray:
-        """Euclidean frame distances of a (N, D) query, laid out (N, K, M_max) so that the
-        row-by-row recurrences below read contiguous memory; +inf beyond each reference's
-        end (a padded cell can never lie on the path to (N - 1, M_k - 1), so the padding
-        changes no distance)."""
-        product = np.matmul(query, self.padded.reshape(-1, self.padded.shape[-1]).T)
-        squared = _squared_norms(query)[:, None] + self.squared.reshape(1, -1) - 2 * product
-        costs = np.sqrt(np.maximum(squared, 0.0)).reshape(len(query), *self.beyond.shape)
-        costs[:, self.beyond] = np.inf
-        return costs
+    def local_costs(self, queries: np.ndarray) -> np.ndarray:
+        """Euclidean frame distances of Q queries of one length, (Q, N, D), laid out
+        (N, Q x K, M_max) (query-major) so that the row-by-row recurrences below read
+        contiguous memory and run all pairs at once; +inf beyond each reference's end (a
+        padded cell can never lie on the path to (N - 1, M_k - 1), so the padding changes
+        no distance)."""
+        count, n, dim = queries.shape
+        product = np.matmul(queries.reshape(-1, dim), self.padded.reshape(-1, dim).T)
+        squared = _squared_norms(queries).reshape(-1, 1) + self.squared.reshape(1, -1) - 2 * product
+        costs = np.sqrt(np.maximum(squared, 0.0)).reshape(count, n, *self.beyond.shape)
+        costs[:, :, self.beyond] = np.inf
+        return costs.transpose(1, 0, 2, 3).reshape(n, count * len(self), -1)
 
 
 def _accumulate_symmetric_p2(d: np.ndarray) -> np.ndarray:
@@ -200,23 +202,53 @@ def _accumulate_symmetric2(d: np.ndarray) -> np.ndarray:
 STEP_PATTERNS = {"symmetricP2": _accumulate_symmetric_p2, "symmetric2": _accumulate_symmetric2}
 
 
-def dtw_distances(
-    query: np.ndarray, references: Sequence[np.ndarray] | References, pattern: str = "symmetricP2"
+CELLS_PER_BATCH = 2_000_000  # cumulative-cost cells per numpy batch: 16 MB per array
+
+
+def dtw_distance_matrix(
+    queries: Sequence[np.ndarray],
+    references: Sequence[np.ndarray] | References,
+    pattern: str = "symmetricP2",
 ) -> np.ndarray:
-    """Normalised DTW distance of a (N, D) query to each (M_k, D) reference: the cheapest
-    warping path's weighted cost divided by N + M_k, +inf where the step pattern allows no
-    path (P=2 needs 2/3 <= M/N <= 3/2 roughly). Same values as ``dtw-python``'s
-    ``dtw(pairwise_distances(a, b), step_pattern=pattern).normalizedDistance``."""
+    """(Q, K) normalised DTW distances of (N_q, D) queries to (M_k, D) references: the
+    cheapest warping path's weighted cost divided by N_q + M_k, +inf where the step pattern
+    allows no path (P=2 needs 2/3 <= M/N <= 3/2 roughly). Same values as ``dtw-python``'s
+    ``dtw(pairwise_distances(a, b), step_pattern=pattern).normalizedDistance``.
+
+    Queries of one length are stacked with all references into one batch (a few, when the
+    batch would pass :data:`CELLS_PER_BATCH`): one matrix product and N vector steps serve
+    them all, where per-pair calls spent their time in overhead (and in BLAS threads
+    fighting over small products).
+    """
     if pattern not in STEP_PATTERNS:
         raise ValueError(f"DTW step pattern {pattern!r}: known {sorted(STEP_PATTERNS)}")
     if not isinstance(references, References):
         references = References([np.asarray(r, np.float64) for r in references])
-    if not len(references):
-        return np.zeros(0)
-    query = np.asarray(query, np.float64)
-    g = STEP_PATTERNS[pattern](references.local_costs(query))
+    out = np.full((len(queries), len(references)), np.inf)
+    if not len(references) or not len(queries):
+        return out
+    by_length: dict[int, list[int]] = defaultdict(list)
+    for q, query in enumerate(queries):
+        by_length[len(query)].append(q)
     lengths = references.lengths
-    return g[-1, np.arange(len(lengths)), lengths - 1] / (len(query) + lengths)
+    batches = []
+    for n, members in sorted(by_length.items()):
+        per_query = n * len(references) * references.padded.shape[1]
+        size = max(1, CELLS_PER_BATCH // max(per_query, 1))
+        batches += [(n, members[i : i + size]) for i in range(0, len(members), size)]
+    for n, members in tqdm(batches, desc=f"DTW {pattern}", leave=False, disable=None):
+        stacked = np.stack([np.asarray(queries[q], np.float64) for q in members])
+        g = STEP_PATTERNS[pattern](references.local_costs(stacked))[-1]
+        ends = g.reshape(len(members), len(references), -1)[:, np.arange(len(lengths)), lengths - 1]
+        out[members] = ends / (n + lengths)
+    return out
+
+
+def dtw_distances(
+    query: np.ndarray, references: Sequence[np.ndarray] | References, pattern: str = "symmetricP2"
+) -> np.ndarray:
+    """One (N, D) query's distances to each reference (:func:`dtw_distance_matrix`)."""
+    return dtw_distance_matrix([query], references, pattern)[0]
 
 
 def _rows(embeddings: np.ndarray) -> list[np.ndarray]:
@@ -255,11 +287,12 @@ class SequenceDistances:
     def table(self, pattern: str = "symmetricP2") -> np.ndarray:
         """(test, train) distances under one step pattern (+inf: no path)."""
         if pattern not in self._tables:
+            rows = [row for query in self._queries for row in query]
+            owners = np.repeat(np.arange(len(self._queries)), [len(q) for q in self._queries])
+            by_row = dtw_distance_matrix(rows, self._references, pattern)  # (rows, train rows)
             out = np.full((len(self.test), len(self.train)), np.inf)
-            bar = tqdm(self._queries, desc=f"DTW {pattern}", leave=False, disable=None)
-            for i, rows in enumerate(bar):
-                per_row = np.min([dtw_distances(q, self._references, pattern) for q in rows], 0)
-                np.minimum.at(out[i], self._owners, per_row)
+            for i, row in zip(owners, by_row, strict=True):
+                np.minimum.at(out[i], self._owners, row)
             self._tables[pattern] = out
         return self._tables[pattern]
 
@@ -366,9 +399,9 @@ def retrieval(
     asked = ids if queries is None else sorted(queries)
     hits = {k: 0 for k in ks}
     precision = {k: 0.0 for k in ks}
-    for query in tqdm(asked, desc="retrieving", leave=False, disable=None):
+    table = dtw_distance_matrix([flat[ids.index(q)] for q in asked], everyone)
+    for query, dist in zip(asked, table, strict=True):
         q = ids.index(query)
-        dist = dtw_distances(flat[q], everyone)
         dist[q] = np.nan  # the query itself: sorted after everything, then dropped
         ranked = np.argsort(dist, kind="stable")[:-1]
         same = np.array([labels[ids[i]] == labels[query] for i in ranked])
