@@ -14,6 +14,7 @@ from vidmine.embed import recognize
 from vidmine.embed.labelled import (
     LabelledTrackConfig,
     baseline_features,
+    baseline_features_from_pose_folders,
     labels_for_folder,
     read_label_table,
     subject_split,
@@ -142,10 +143,21 @@ def test_labelled_tracks_are_deterministic_and_differ_by_action():
 
 def test_pose_folders_hold_the_tracks_keypoints(tmp_path):
     tracks = synthetic_labelled_tracks(SMALL)[:2]
-    folders = write_labelled_pose_folders(tmp_path, tracks)
+    folders = write_labelled_pose_folders(tmp_path / "pose", tracks)
     poses = read_vpd_keypoints(folders[1])
     assert sorted(poses) == list(range(20))
     assert np.allclose(poses[5][0].keypoints, tracks[1].keypoints[5], atol=1e-3)
+    # the baseline from the pose folders is the baseline from the tracks (up to the JSON's
+    # rounding), so a teacher applied to these folders is compared like for like
+    baseline_features_from_pose_folders(tmp_path / "pose", tmp_path / "from_pose")
+    baseline_features(tracks, tmp_path / "direct")
+    from_pose, direct = load_features(tmp_path / "from_pose"), load_features(tmp_path / "direct")
+    assert sorted(from_pose) == sorted(direct) == sorted(t.track_id for t in tracks)
+    for video, (dense, present) in direct.items():
+        assert present.all() and np.allclose(from_pose[video][0], dense, atol=1e-3)
+    (tmp_path / "pose" / "empty_video").mkdir()
+    with pytest.raises(FormatError, match="empty_video: no coco_keypoints"):
+        baseline_features_from_pose_folders(tmp_path / "pose", tmp_path / "again")
 
 
 def test_raw_2d_baseline_recognises_the_synthetic_actions_well_above_chance(tmp_path):

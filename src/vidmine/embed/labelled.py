@@ -32,9 +32,11 @@ from vidmine.embed.pose2d import raw_2d_features
 from vidmine.formats import FormatError, error_line
 from vidmine.formats.vpd import (
     FEATURES_SUFFIX,
+    KEYPOINTS_FILE,
     VpdFeature,
     VpdPose,
     features_path,
+    read_vpd_keypoints,
     write_vpd_features,
     write_vpd_pose,
 )
@@ -194,15 +196,46 @@ def baseline_features(tracks: Iterable[LabelledTrack], out_dir: str | os.PathLik
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     paths = []
     for track in tqdm(list(tracks), desc="raw 2D features", leave=False, disable=None):
-        embeddings = raw_2d_features(track.keypoints)
-        scores = track.keypoints[:, :, 2].mean(axis=1)
-        features = [
-            VpdFeature(frame, emb, {"is_2d": True, "kp_score": float(score)})
-            for frame, (emb, score) in enumerate(zip(embeddings, scores, strict=True))
-        ]
-        path = features_path(out_dir, track.track_id)
-        write_vpd_features(path, features)
-        paths.append(path)
+        frames = np.arange(len(track.keypoints))
+        paths.append(_write_baseline(out_dir, track.track_id, frames, track.keypoints))
+    return paths
+
+
+def _write_baseline(
+    out_dir: str | os.PathLike, video: str, frames: np.ndarray, keypoints: np.ndarray
+) -> Path:
+    embeddings = raw_2d_features(keypoints)
+    scores = keypoints[:, :, 2].mean(axis=1)
+    features = [
+        VpdFeature(int(frame), emb, {"is_2d": True, "kp_score": float(score)})
+        for frame, emb, score in zip(frames, embeddings, scores, strict=True)
+    ]
+    path = features_path(out_dir, video)
+    write_vpd_features(path, features)
+    return path
+
+
+def baseline_features_from_pose_folders(
+    pose_dir: str | os.PathLike, out_dir: str | os.PathLike
+) -> list[Path]:
+    """The raw-2D baseline of every VPD pose folder ``pose_dir/<video>/`` (an exported
+    dataset, or :func:`write_labelled_pose_folders`' output), from the first pose listed in
+    each frame, as ``dummy_2d_features.py`` does; a folder without ``coco_keypoints.json.gz``
+    or with no pose is an error naming it, not a silently missing track."""
+    folders = sorted(p for p in Path(pose_dir).iterdir() if p.is_dir())
+    if not folders:
+        raise FileNotFoundError(f"{pose_dir}: no pose folders")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    paths = []
+    for folder in tqdm(folders, desc="raw 2D features", leave=False, disable=None):
+        if not (folder / KEYPOINTS_FILE).is_file():
+            raise FormatError(f"{folder}: no {KEYPOINTS_FILE}")
+        poses = {f: p for f, p in read_vpd_keypoints(folder).items() if p}
+        if not poses:
+            raise FormatError(f"{folder / KEYPOINTS_FILE}: no poses")
+        frames = np.array(sorted(poses))
+        keypoints = np.stack([poses[f][0].keypoints for f in frames])
+        paths.append(_write_baseline(out_dir, folder.name, frames, keypoints))
     return paths
 
 
