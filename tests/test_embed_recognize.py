@@ -24,10 +24,12 @@ from vidmine.embed.labelled import (
 )
 from vidmine.embed.pose2d import raw_2d_features
 from vidmine.embed.recognize import (
+    GruConfig,
     densify,
     dtw_distance_matrix,
     dtw_distances,
     evaluate_features,
+    few_shot_accuracy,
     load_features,
     normalize_rows,
     plot_accuracy_vs_shots,
@@ -37,6 +39,7 @@ from vidmine.embed.recognize import (
 from vidmine.formats import FormatError
 from vidmine.formats.vpd import VpdFeature, features_path, read_vpd_keypoints, write_vpd_features
 
+ALL = -1
 SMALL = LabelledTrackConfig(subjects=("S1", "S9"), actions=("Walk", "Squat", "Wave"), frames=20)
 
 
@@ -236,3 +239,19 @@ def test_evaluation_refuses_tracks_outside_the_split(tmp_path):
     split = dict(itertools.islice(subject_split(tracks).items(), 5))
     with pytest.raises(ValueError, match="neither train nor test"):
         evaluate_features(tmp_path, labels, split)
+
+
+def test_gru_classifier_learns_a_separable_toy_task_and_scores_its_trials():
+    rng = np.random.default_rng(5)
+    # class "up" rises, class "down" falls, with noise, plain and flipped rows (2, 2)
+    seqs, labels, split = {}, {}, {}
+    for i in range(16):
+        label = "up" if i % 2 else "down"
+        ramp = np.linspace(-1, 1, 6 + i % 3)[:, None, None] * (1 if label == "up" else -1)
+        seqs[f"s{i}"] = ramp + rng.normal(0, 0.1, (len(ramp), 2, 2))
+        labels[f"s{i}"], split[f"s{i}"] = label, "train" if i < 10 else "test"
+    cfg = GruConfig(hidden=8, epochs=25, batch_size=10, learning_rate=1e-2, threads=1)
+    out = few_shot_accuracy(seqs, labels, split, (ALL,), trials=2, classifier="gru", gru=cfg)
+    assert len(out["all"]["trials"]) == 2 and out["all"]["mean"] >= 0.8
+    with pytest.raises(ValueError, match="classifier 'svm'"):
+        few_shot_accuracy(seqs, labels, split, classifier="svm")

@@ -23,9 +23,11 @@ references at a time.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -337,6 +339,131 @@ def recognition_accuracy(
     return float(np.mean(right))
 
 
+@dataclass(frozen=True)
+class GruConfig:
+    """VPD's GRU classifier (``util/classifier.py``: a 2-layer bidirectional GRU, attention
+    pooling driven by the last hidden states, two batch-normalised dense layers, dropout 0.5,
+    input dropout 0.2, AdamW at 1e-3, batches of 50, cosine learning rate restarted every
+    tenth of the run). VPD trains 500 epochs at hidden size 128; the defaults here are sized
+    for a CPU."""
+
+    hidden: int = 64
+    epochs: int = 60
+    batch_size: int = 50
+    learning_rate: float = 1e-3
+    threads: int | None = None  # torch's CPU threads, as the lifter's TrainConfig.threads
+
+
+def _gru_network(dim: int, classes: int, hidden: int) -> Any:
+    """The network of :class:`GruConfig` (torch is imported only when it is used)."""
+    import torch
+    from torch import nn
+
+    class AttentionGru(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.drop_in = nn.Dropout(0.2)
+            self.gru = nn.GRU(dim, hidden, num_layers=2, batch_first=True, bidirectional=True)
+            self.attention = nn.Sequential(nn.Linear(4 * hidden, 2 * hidden), nn.ReLU())
+            self.head = nn.Sequential(
+                nn.BatchNorm1d(2 * hidden),
+                nn.Dropout(0.5),
+                nn.Linear(2 * hidden, 2 * hidden),
+                nn.ReLU(),
+                nn.BatchNorm1d(2 * hidden),
+                nn.Dropout(0.5),
+                nn.Linear(2 * hidden, classes),
+            )
+
+        def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+            packed = nn.utils.rnn.pack_padded_sequence(
+                self.drop_in(x), lengths, batch_first=True, enforce_sorted=False
+            )
+            out, last = self.gru(packed)
+            out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, padding_value=0.0)
+            query = self.attention(last.permute(1, 0, 2).reshape(len(x), -1))  # (B, 2h)
+            scores = torch.bmm(out, query.unsqueeze(2))  # (B, T, 1)
+            # VPD's padded frames score 0 and so take attention weight; here they take none
+            padding = torch.arange(out.shape[1])[None, :] >= lengths[:, None]
+            weights = torch.softmax(scores.masked_fill(padding.unsqueeze(2), -torch.inf), dim=1)
+            return self.head(torch.bmm(out.permute(0, 2, 1), weights).squeeze(2))
+
+    return AttentionGru()
+
+
+def _padded_batch(rows: Sequence[np.ndarray]) -> tuple[Any, Any]:
+    import torch
+
+    lengths = torch.tensor([len(r) for r in rows])
+    batch = torch.zeros(len(rows), int(lengths.max()), rows[0].shape[-1])
+    for i, row in enumerate(rows):
+        batch[i, : len(row)] = torch.as_tensor(row, dtype=torch.float32)
+    return batch, lengths
+
+
+def gru_accuracy(
+    sequences: Sequences,
+    labels: Mapping[str, str],
+    train: Sequence[str],
+    test: Sequence[str],
+    cfg: GruConfig = GruConfig(),
+    seed: int = 0,
+) -> float:
+    """Train VPD's GRU classifier on ``train`` (every row of a sequence, plain and flipped,
+    is its own example) and score ``test``, averaging the softmax over a query's rows
+    (``predict_n``). VPD keeps the epoch that scores best on a validation set, which for
+    FineGym and Diving48 is the test set; here the last epoch is used, so test labels never
+    choose the model."""
+    import torch
+
+    classes = sorted({labels[t] for t in train})
+    rows = [(row, classes.index(labels[t])) for t in train for row in _rows(sequences[t])]
+    previous_threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)  # small GRU batches: extra threads only contend
+    try:
+        net = _train_gru(rows, len(classes), cfg, seed)
+        right = 0
+        with torch.no_grad():
+            for track in test:
+                x, lengths = _padded_batch(_rows(sequences[track]))
+                scores = torch.softmax(net(x, lengths), dim=1).mean(dim=0)
+                right += classes[int(scores.argmax())] == labels[track]
+    finally:
+        torch.set_num_threads(previous_threads)  # the caller's budget, not ours, afterwards
+    return right / len(test)
+
+
+def _train_gru(rows: list[tuple[np.ndarray, int]], classes: int, cfg: GruConfig, seed: int) -> Any:
+    """The trained network, in eval mode."""
+    import torch
+    import torch.nn.functional as F  # noqa: N812 (torch's own convention)
+
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    net = _gru_network(rows[0][0].shape[-1], classes, cfg.hidden)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.learning_rate)
+    steps = max(1, cfg.epochs // 10) * math.ceil(len(rows) / cfg.batch_size)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, steps)
+    net.train()
+    for _ in tqdm(range(cfg.epochs), desc="GRU epochs", leave=False, disable=None):
+        order = torch.randperm(len(rows), generator=generator).tolist()
+        for start in range(0, len(rows), cfg.batch_size):
+            chunk = [rows[i] for i in order[start : start + cfg.batch_size]]
+            if len(chunk) < 2:  # batch norm needs two examples
+                continue
+            x, lengths = _padded_batch([r for r, _ in chunk])
+            loss = F.cross_entropy(net(x, lengths), torch.tensor([y for _, y in chunk]))
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+    return net.eval()
+
+
+CLASSIFIERS = ("dtw", "gru")
+
+
 def few_shot_accuracy(
     sequences: Sequences,
     labels: Mapping[str, str],
@@ -345,25 +472,33 @@ def few_shot_accuracy(
     trials: int = 5,
     seed: int = 0,
     ensemble: bool = True,
+    classifier: str = "dtw",
+    gru: GruConfig = GruConfig(),
 ) -> dict[str, dict[str, Any]]:
     """Test accuracy per shot count: {'1': {'mean', 'std', 'trials': [...]}, ..., 'all': ...}.
 
-    Each trial samples its own training set (``seed``, shots, trial); with all shots the
-    training set and so the 1-NN answer are fixed, so it runs once.
+    Each trial samples its own training set (``seed``, shots, trial). ``classifier`` 'dtw'
+    is 1-NN under DTW: with all shots its training set and answer are fixed, so that runs
+    once. 'gru' is VPD's GRU classifier (:func:`gru_accuracy`), trained anew every trial.
     """
+    if classifier not in CLASSIFIERS:
+        raise ValueError(f"few-shot classifier {classifier!r}: known {list(CLASSIFIERS)}")
     train = sorted(t for t in sequences if split.get(t) == "train")
     test = sorted(t for t in sequences if split.get(t) == "test")
     if not train or not test:
         raise ValueError(f"few-shot: {len(train)} train and {len(test)} test sequences")
-    distances = SequenceDistances(sequences, test, train, ensemble)
+    distances = SequenceDistances(sequences, test, train, ensemble) if classifier == "dtw" else None
     out = {}
     for n in shots:
         accs = []
-        for trial in range(trials if n > 0 else 1):
+        for trial in range(trials if n > 0 or distances is None else 1):
             rng = np.random.default_rng([seed, max(n, 0), trial])
-            accs.append(
-                recognition_accuracy(distances, labels, sample_shots(train, labels, n, rng))
-            )
+            chosen = sample_shots(train, labels, n, rng)
+            if distances is not None:
+                accs.append(recognition_accuracy(distances, labels, chosen))
+            else:
+                trial_seed = int(rng.integers(2**31))
+                accs.append(gru_accuracy(sequences, labels, chosen, test, gru, trial_seed))
         out[shot_name(n)] = {
             "mean": float(np.mean(accs)),
             "std": float(np.std(accs)),
@@ -425,12 +560,14 @@ def evaluate_features(
     seed: int = 0,
     norm: bool = False,
     ks: Sequence[int] = RETRIEVAL_KS,
+    classifier: str = "dtw",
+    gru: GruConfig = GruConfig(),
 ) -> dict[str, Any]:
     """Few-shot recognition and retrieval of one features folder: a JSON-able dict.
 
     ``labels`` (track_id -> label) picks the tracks; each must have a file in the folder and
     a 'train' / 'test' entry in ``split``. Retrieval queries every labelled track against
-    all others.
+    all others. ``classifier``: 'dtw' (1-NN) or 'gru' (:class:`GruConfig`).
     """
     tracks = sorted(labels)
     unsplit = [t for t in tracks if split.get(t) not in ("train", "test")]
@@ -447,7 +584,10 @@ def evaluate_features(
         "test": sum(split[t] == "test" for t in tracks),
         "classes": len(classes),
         "chance": 1 / len(classes),
-        "few_shot": few_shot_accuracy(sequences, labels, split, shots, trials, seed),
+        "classifier": classifier,
+        "few_shot": few_shot_accuracy(
+            sequences, labels, split, shots, trials, seed, classifier=classifier, gru=gru
+        ),
         "retrieval": retrieval(sequences, labels, ks),
     }
 
