@@ -6,6 +6,7 @@ the raw-2D baseline well above chance, and one-line errors for bad feature and l
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -177,6 +178,7 @@ def test_raw_2d_baseline_recognises_the_synthetic_actions_well_above_chance(tmp_
     ret = metrics["retrieval"]
     assert ret["hit@1"] <= ret["hit@5"] <= ret["hit@10"] and ret["hit@1"] >= 0.3
     assert ret["hit@1"] == ret["prec@1"] and ret["prec@10"] <= ret["prec@5"] <= 1
+    assert json.loads(json.dumps(metrics)) == metrics  # the metrics file is plain JSON
     png = plot_accuracy_vs_shots({"raw 2D": metrics}, tmp_path / "plot" / "shots.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -10,6 +10,7 @@ warping, find the right action with very few labelled examples. So the evaluatio
 * recognition: a 1-nearest-neighbour classifier under DTW, trained on ``n`` sampled sequences
   per class (``sample_embeddings``), over several seeded trials; the query's plain and
   flipped rows are matched against every training row, the nearest wins (``predict_n``);
+  or VPD's GRU sequence classifier (``util/classifier.py``), trained anew per trial;
 * retrieval: every query sequence ranks the others by DTW distance; hit@k (a same-label
   sequence among the first k) and precision@k (the fraction of the first k that share the
   label), as ``run_action_retrieval``.
@@ -17,8 +18,8 @@ warping, find the right action with very few labelled examples. So the evaluatio
 VPD's DTW is the ``dtw-python`` package with Sakoe-Chiba's symmetric P=2 step pattern and its
 N+M normalised distance, falling back to the plain symmetric2 pattern when no path fits the
 slope limits. That package is not among vidmine's dependencies (and none installed does these
-step patterns), so both recurrences are written here with numpy, one query against a batch of
-references at a time.
+step patterns), so both recurrences are written here with numpy, all queries of one length
+against all references in one batch.
 """
 
 from __future__ import annotations
