@@ -138,6 +138,17 @@ def _dlib_boxes(rects: list, scores: list, scale: float, frame: np.ndarray) -> n
     return boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
 
 
+def _import_dlib(name: str) -> Any:
+    """dlib, imported only in the stages that build a dlib auditor (off by default)."""
+    try:
+        import dlib
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            f"audit.detectors.{name}: dlib is not installed (pip install 'vidmine[audit-dlib]')"
+        ) from None
+    return dlib
+
+
 def mmod_model_path() -> Path:
     """dlib's MMOD face detector weights as face_recognition_models ships them. Found through
     the import system without importing the package: its ``__init__`` imports pkg_resources,
@@ -146,7 +157,10 @@ def mmod_model_path() -> Path:
 
     spec = find_spec("face_recognition_models")
     if spec is None or spec.origin is None:
-        raise ModuleNotFoundError("dlib_cnn: face_recognition_models is not installed")
+        raise ModuleNotFoundError(
+            "audit.detectors.dlib_cnn: face_recognition_models is not installed"
+            " (pip install 'vidmine[audit-dlib]')"
+        )
     return Path(spec.origin).parent / "models" / "mmod_human_face_detector.dat"
 
 
@@ -160,7 +174,7 @@ class DlibCnnAuditor:
     those above 0)."""
 
     def __init__(self, name: str, min_score: float, upsample: int, max_side: int):
-        import dlib  # heavy import, only in the stages that need it
+        dlib = _import_dlib(name)
 
         self.name, self.min_score, self.upsample, self.max_side = (
             name, min_score, upsample, max_side,
@@ -181,7 +195,7 @@ class DlibHogAuditor:
     and larger without upsampling)."""
 
     def __init__(self, name: str, min_score: float, upsample: int, max_side: int):
-        import dlib  # heavy import, only in the stages that need it
+        dlib = _import_dlib(name)
 
         self.name, self.min_score, self.upsample, self.max_side = (
             name, min_score, upsample, max_side,
