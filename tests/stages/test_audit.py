@@ -132,3 +132,25 @@ def test_the_report_counts_clips_and_frames_per_auditor():
     assert table.loc[("mediapipe_full", "first scan")].tolist() == [1, 1]
     assert table.loc[("mtcnn", "last re-audit")].tolist() == [1, 1]
     assert len(table) == 3
+
+
+@pytest.mark.parametrize("name", ["dlib_cnn", "dlib_hog"])
+def test_a_dlib_auditor_gives_its_boxes_in_frame_pixels(auditor, name):
+    """scikit-image's astronaut, doubled to 1024 px and looked at with ``max_side`` 512: the
+    dlib auditor downscales, so its best box must be scaled back to the frame's pixels to
+    overlap MTCNN's box on the same face (MTCNN looks at the frame at full size)."""
+    import skimage.data
+
+    from vidmine.stages.audit.backends import AUDITORS
+
+    photo = cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    frame = cv2.resize(photo, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    settings = {**dataset_settings()["audit"]["detectors"][name], "upsample": 0, "max_side": 512}
+    boxes = AUDITORS[name](name, settings).faces(frame)
+    assert boxes.ndim == 2 and boxes.shape[1] == 5 and len(boxes) >= 1, boxes
+    assert boxes.dtype == "float32" and (boxes[:, 4] >= settings["min_score"]).all()
+    mtcnn = next(a for a in auditor.auditors if a.name == "mtcnn").faces(frame)
+    assert len(mtcnn) == 1
+    best = boxes[boxes[:, 4].argmax()]
+    assert box_iou(best[None, :4], mtcnn[:, :4])[0, 0] > 0.5, (boxes, mtcnn)
+    assert ((boxes[:, :4] >= 0) & (boxes[:, :4] <= 1024)).all()
