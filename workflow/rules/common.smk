@@ -499,7 +499,13 @@ def embed_targets(dataset):
     """Files to request for a dataset whose embedding is enabled (none otherwise)."""
     if not embed_settings(dataset).get("enabled", False):
         return []
-    names = ["teacher.pt", "teacher_features", "student.pt", "student_features", "metrics.json"]
+    names = [
+        "teacher.pt",
+        "teacher_features",
+        "student.pt",
+        "student_features",
+        "metrics.json",
+    ]
     return expand("results/{dataset}/embed/{name}", dataset=dataset, name=names) + [
         f"results/{dataset}/embed/few_shot.png",
         f"results/{dataset}/report/embed.html",
