@@ -1,9 +1,10 @@
 """VPD's student (vidmine.embed.student): inputs as VPD's loaders build them, distillation,
 resume after a kill, apply in VPD's feature format, held-out agreement against a baseline.
 
-The crops are stick figures of the lifter's synthetic motions seen by random cameras, drawn
-as VPD's crops are cut (a square around the person, 10 % padding), with the previous crop, a
-mask and a flow PNG made from the joints' motion; the teacher's features are the same poses'
+The crops are stick figures of synthetic labelled tracks (the lifter's motions seen by random
+cameras) drawn by ``write_labelled_crop_folders`` as VPD's crops are cut (a square around the
+person, 10 % padding), with the previous crop, a mask and a flow PNG made from the joints'
+motion; the teacher's features are the same poses'
 normalised 2D keypoints (``raw_2d_features``: VPD's 2D baseline, a valid target of the same
 format, whose flipped row is exactly the mirrored drawing's pose).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -19,6 +21,14 @@ import numpy as np
 import pytest
 import torch
 
+from vidmine.embed.labelled import (
+    STICK_COLOUR,
+    LabelledTrack,
+    LabelledTrackConfig,
+    crop_square,
+    synthetic_labelled_tracks,
+    write_labelled_crop_folders,
+)
 from vidmine.embed.pose2d import raw_2d_features
 from vidmine.embed.student import (
     TIMING_KEYS,
@@ -45,69 +55,16 @@ from vidmine.formats import FormatError
 from vidmine.formats.vpd import (
     VpdFeature,
     crop_file_names,
+    decode_flow_png,
     encode_flow_png,
     features_path,
     read_vpd_features,
     write_vpd_features,
 )
-from vidmine.lifter.camera import world_to_camera
-from vidmine.lifter.synthetic import (
-    animate,
-    coco_points_3d,
-    project_pixels,
-    random_camera,
-    subject_bones,
-)
 from vidmine.weights import WeightsError
 
 SIZE = 32
-LIMBS = ((0, 5), (0, 6), (5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12), (11, 12),
-         (11, 13), (13, 15), (12, 14), (14, 16))  # fmt: skip
 ACTIONS = ("Walk", "Wave", "Squat", "Kick", "Jump", "Punch", "Sit", "Dance")
-
-
-def _track_poses(seed: int, action: str, frames: int) -> np.ndarray:
-    """(T, 17, 2) COCO pixels of one synthetic take through one random camera."""
-    rng = np.random.default_rng(seed)
-    world, neck = animate(action, subject_bones(rng), frames, 25.0, rng)
-    cam = random_camera(rng, (256, 256))
-    markers = world_to_camera(coco_points_3d(world, neck), cam["orientation"], cam["translation"])
-    return project_pixels(markers, cam)
-
-
-def _square(pose: np.ndarray) -> tuple[np.ndarray, float]:
-    """VPD's crop square around the person: the longer side, 10 % padding on each side."""
-    lo, hi = pose.min(axis=0), pose.max(axis=0)
-    side = float(np.max(hi - lo))
-    return (lo + hi) / 2 - side * 0.6, side * 1.2
-
-
-def _draw(pose: np.ndarray, origin: np.ndarray, side: float, background: np.ndarray):
-    image = background.copy()
-    mask = np.zeros((SIZE, SIZE), np.uint8)
-    pts = ((pose - origin) * SIZE / side).round().astype(int)
-    for a, b in LIMBS:
-        cv2.line(image, tuple(pts[a]), tuple(pts[b]), (230, 230, 230), 2)
-        cv2.line(mask, tuple(pts[a]), tuple(pts[b]), 255, 3)
-    return image, mask, pts
-
-
-def write_track(folder: Path, poses: np.ndarray, rng: np.random.Generator) -> None:
-    """A VPD crop folder: <f>.png, .prev.png, .mask.png and .flow.png for every frame."""
-    folder.mkdir(parents=True)
-    background = rng.integers(0, 90, (SIZE, SIZE, 3), dtype=np.uint8)
-    for t, pose in enumerate(poses):
-        names = crop_file_names(t)
-        origin, side = _square(pose)
-        image, mask, pts = _draw(pose, origin, side, background)
-        prev, _, prev_pts = _draw(poses[max(t - 1, 0)], origin, side, background)
-        flow = np.zeros((SIZE, SIZE, 2), np.float32)
-        for a, b in LIMBS:  # each limb moves by its joints' mean displacement
-            move = ((pts[a] - prev_pts[a]) + (pts[b] - prev_pts[b])) / 2
-            cv2.line(flow, tuple(pts[a]), tuple(pts[b]), tuple(float(v) for v in move), 2)
-        for name, img in ((names["rgb"], image), (names["prev"], prev), (names["mask"], mask)):
-            cv2.imwrite(str(folder / name), img)
-        cv2.imwrite(str(folder / names["flow"]), encode_flow_png(flow))
 
 
 def write_teacher(path: Path, poses: np.ndarray, scores: np.ndarray) -> None:
@@ -120,17 +77,21 @@ def write_teacher(path: Path, poses: np.ndarray, scores: np.ndarray) -> None:
 
 
 def make_dataset(root: Path, tracks: int = 6, frames: int = 12, seed: int = 0) -> tuple[Path, Path]:
-    """``root/crops/<track>/`` and ``root/embs/<track>.emb.pkl``; frame 1 of each track
-    scores below VPD's pose gate."""
-    rng = np.random.default_rng(seed)
-    for i in range(tracks):
-        name = f"vid{i}-c000-t{i:03d}"
-        poses = _track_poses(seed * 100 + i, ACTIONS[i % len(ACTIONS)], frames)
-        write_track(root / "crops" / name, poses, rng)
+    """``root/crops/<track>/`` (stick figures of synthetic labelled tracks, one action each)
+    and ``root/embs/<track>.emb.pkl``; frame 1 of each track scores below VPD's pose gate."""
+    cfg = LabelledTrackConfig(subjects=("S1",), actions=ACTIONS[:tracks], frames=frames, seed=seed)
+    labelled = [
+        replace(t, track_id=f"vid{i}-c000-t{i:03d}")
+        for i, t in enumerate(synthetic_labelled_tracks(cfg))
+    ]
+    write_labelled_crop_folders(root / "crops", labelled, size=SIZE, seed=seed)
+    for track in labelled:
         scores = np.full(frames, 0.8)
         scores[1] = 0.3
         (root / "embs").mkdir(exist_ok=True)
-        write_teacher(features_path(root / "embs", name), poses, scores)
+        write_teacher(
+            features_path(root / "embs", track.track_id), track.keypoints[..., :2], scores
+        )
     return root / "crops", root / "embs"
 
 
@@ -173,6 +134,45 @@ def test_inputs_are_vpd_loader_inputs(toy):
     zero = flow[:, 0, 0].numpy()
     np.testing.assert_allclose(zero, [124 / 255 - 0.5] * 2, atol=1e-6)
     assert zero[0] == pytest.approx(-0.0137, abs=1e-4)
+
+
+def sliding_track(track_id: str, crop_px_per_frame: float, frames: int = 3) -> LabelledTrack:
+    """One synthetic pose slid sideways by ``crop_px_per_frame`` crop pixels a frame: every
+    limb's flow is that, in x, and nothing in y."""
+    cfg = LabelledTrackConfig(subjects=("S1",), actions=("Walk",), frames=1)
+    pose = synthetic_labelled_tracks(cfg)[0].keypoints[0]
+    _, side = crop_square(pose[:, :2])
+    step = np.array([crop_px_per_frame * side / SIZE, 0, 0], np.float32)
+    keypoints = np.stack([pose + t * step for t in range(frames)])
+    return LabelledTrack(track_id, "Walk", "S1", 0, keypoints, 25.0)
+
+
+def test_labelled_crop_folders_are_vpd_crops_with_the_limbs_motion(tmp_path):
+    tracks = [sliding_track("right", 3.0), sliding_track("left", -3.0)]
+    folders = write_labelled_crop_folders(tmp_path / "a", tracks, size=SIZE)
+    assert [f.name for f in folders] == ["right", "left"]
+    for folder in folders:
+        for t in range(3):
+            names = crop_file_names(t)
+            for kind in ("rgb", "prev", "flow"):
+                assert cv2.imread(str(folder / names[kind])).shape == (SIZE, SIZE, 3), kind
+            mask = cv2.imread(str(folder / names["mask"]), cv2.IMREAD_UNCHANGED)
+            assert mask.shape == (SIZE, SIZE) and mask.max() == 255
+    for folder, sign in zip(folders, (1, -1), strict=True):
+        image = cv2.imread(str(folder / "1.png"))
+        limbs = (image == STICK_COLOUR).all(axis=-1)
+        flow = decode_flow_png(cv2.imread(str(folder / "1.flow.png")))
+        assert limbs.sum() > 20
+        assert (sign * flow[limbs, 0] > 2).all(), flow[limbs, 0]  # 3 px, less a code step
+        assert (np.abs(flow[..., 1]) < 0.2).all()  # no vertical motion anywhere
+        assert (np.abs(flow[~limbs]) < 0.2).all()  # the background does not move
+        still = decode_flow_png(cv2.imread(str(folder / "0.flow.png")))
+        assert (np.abs(still) < 0.2).all()  # frame 0's previous frame is itself
+    again = write_labelled_crop_folders(tmp_path / "b", tracks[1:], size=SIZE)
+    for path in sorted(again[0].iterdir()):  # the same files, whichever tracks are written
+        assert path.read_bytes() == (tmp_path / "a" / "left" / path.name).read_bytes()
+    big = write_labelled_crop_folders(tmp_path / "c", tracks[:1], size=64)[0]
+    assert cv2.imread(str(big / "2.png")).shape == (64, 64, 3)
 
 
 def test_flipped_sample_takes_row_one_and_negates_dx(tmp_path):

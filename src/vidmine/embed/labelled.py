@@ -13,13 +13,18 @@ Real labels (a manifest with labels, a Kinetics import) arrive as a table ``trac
 
 The tracks are written as VPD pose folders (:func:`write_labelled_pose_folders`), which the
 teacher can be applied to, and as the raw-2D baseline features (:func:`baseline_features`),
-VPD's ``dummy_2d_features.py``: the numbers the learnt embeddings must beat.
+VPD's ``dummy_2d_features.py``: the numbers the learnt embeddings must beat. They have no
+pixels, so for the student they are also drawn as VPD crop folders
+(:func:`write_labelled_crop_folders`): a stick figure of each pose on a noise background, with
+the previous frame, a mask and the limbs' motion as a flow PNG, so the student can be trained
+and measured on the same labelled tracks as the teacher.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +40,8 @@ from vidmine.formats.vpd import (
     KEYPOINTS_FILE,
     VpdFeature,
     VpdPose,
+    crop_file_names,
+    encode_flow_png,
     features_path,
     read_vpd_keypoints,
     write_vpd_features,
@@ -237,6 +244,93 @@ def baseline_features_from_pose_folders(
         keypoints = np.stack([poses[f][0].keypoints for f in frames])
         paths.append(_write_baseline(out_dir, folder.name, frames, keypoints))
     return paths
+
+
+# ------------------------------------------------------------------ stick-figure crops
+
+# COCO-17 bones drawn as the stick figure: shoulders to nose, arms, torso, hips, legs.
+STICK_LIMBS = ((0, 5), (0, 6), (5, 6), (5, 7), (7, 9), (6, 8), (8, 10), (5, 11), (6, 12),
+               (11, 12), (11, 13), (13, 15), (12, 14), (14, 16))  # fmt: skip
+STICK_COLOUR = (230, 230, 230)
+BACKGROUND_MAX = 90  # background noise in [0, 90): the figure stands out, but not trivially
+
+
+def crop_square(pose: np.ndarray) -> tuple[np.ndarray, float]:
+    """VPD's crop square around a (17, 2) pose: the box's longer side with 10 % padding on each
+    side, centred on the box; returns its top-left corner and side in pixels."""
+    lo, hi = pose.min(axis=0), pose.max(axis=0)
+    side = max(float(np.max(hi - lo)), 1e-6)
+    return (lo + hi) / 2 - side * 0.6, side * 1.2
+
+
+def _line_width(size: int) -> int:
+    """Limb width in pixels: 2 at 32 px crops (VPD's smallest useful size), scaled with it."""
+    return max(1, round(2 * size / 32))
+
+
+def _draw_stick_figure(
+    pose: np.ndarray, origin: np.ndarray, side: float, background: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The pose drawn into the crop square: image, mask (lines a pixel wider) and the joints'
+    crop pixels."""
+    import cv2
+
+    size = background.shape[0]
+    thickness = _line_width(size)
+    image = background.copy()
+    mask = np.zeros((size, size), np.uint8)
+    pts = ((pose - origin) * size / side).round().astype(int)
+    for a, b in STICK_LIMBS:
+        cv2.line(image, tuple(pts[a]), tuple(pts[b]), STICK_COLOUR, thickness)
+        cv2.line(mask, tuple(pts[a]), tuple(pts[b]), 255, thickness + 1)
+    return image, mask, pts
+
+
+def write_stick_figure_crops(folder: Path, poses: np.ndarray, background: np.ndarray) -> Path:
+    """One VPD crop folder of a track of (T, 17, 2) pixel poses: ``<f>.png``, ``.prev.png``,
+    ``.mask.png`` and ``.flow.png`` for every frame, each ``background``'s size (square).
+
+    As VPD cuts crops, frame f and its previous frame are both cut with frame f's square, so
+    the figure's motion between them stays visible; the flow is each limb's mean joint
+    displacement in crop pixels, drawn along the limb (zero elsewhere), encoded as VPD's RAFT
+    step writes it.
+    """
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    size = background.shape[0]
+    thickness = _line_width(size)
+    for t, pose in enumerate(poses):
+        names = crop_file_names(t)
+        origin, side = crop_square(pose)
+        image, mask, pts = _draw_stick_figure(pose, origin, side, background)
+        prev, _, prev_pts = _draw_stick_figure(poses[max(t - 1, 0)], origin, side, background)
+        flow = np.zeros((size, size, 2), np.float32)
+        for a, b in STICK_LIMBS:
+            move = ((pts[a] - prev_pts[a]) + (pts[b] - prev_pts[b])) / 2
+            cv2.line(flow, tuple(pts[a]), tuple(pts[b]), tuple(float(v) for v in move), thickness)
+        for name, img in ((names["rgb"], image), (names["prev"], prev), (names["mask"], mask)):
+            cv2.imwrite(str(folder / name), img)
+        cv2.imwrite(str(folder / names["flow"]), encode_flow_png(flow))
+    return folder
+
+
+def write_labelled_crop_folders(
+    out_dir: str | os.PathLike, tracks: Iterable[LabelledTrack], size: int = 32, seed: int = 0
+) -> list[Path]:
+    """VPD crop folders ``out_dir/<track_id>/`` of the labelled tracks drawn as stick figures
+    (:func:`write_stick_figure_crops`), so the student has pixels to learn from.
+
+    Each track's background noise is seeded by (``seed``, its id), so a track's crops do not
+    depend on which other tracks are written, and the same call writes the same files.
+    """
+    folders = []
+    for track in tqdm(list(tracks), desc="crop folders", leave=False, disable=None):
+        rng = np.random.default_rng([seed, zlib.crc32(track.track_id.encode())])
+        background = rng.integers(0, BACKGROUND_MAX, (size, size, 3), dtype=np.uint8)
+        folder = Path(out_dir) / track.track_id
+        folders.append(write_stick_figure_crops(folder, track.keypoints[..., :2], background))
+    return folders
 
 
 # ------------------------------------------------------------------ labels from a table
