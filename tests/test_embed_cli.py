@@ -118,6 +118,7 @@ def test_train_apply_evaluate_and_report(tmp_path):
         "--out-json", str(metrics), "--out-plot", str(plot),
     )  # fmt: skip
     result = json.loads(metrics.read_text())
+    assert "vidmine-embed-" not in metrics.read_text()  # no temporary path: reproducible bytes
     retrieval = result["cross_view_retrieval"]
     assert set(retrieval) == {"teacher", "raw_2d", "poses", "cameras"}
     assert 0 <= retrieval["teacher"]["hit@1"] <= retrieval["teacher"]["hit@10"] <= 1

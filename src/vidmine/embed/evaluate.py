@@ -54,11 +54,20 @@ def synthetic_few_shot(teacher: VipeTeacher, cfg: EvaluateConfig, work: Path) ->
         embed_pose_folder(teacher, work / "pose", work / "teacher", track.track_id)
     baseline_features(tracks, work / "raw_2d")
     return {
-        name: evaluate_features(
-            work / name, labels, split, cfg.shots, cfg.trials, cfg.seed, norm=cfg.norm
+        name: _named(
+            evaluate_features(
+                work / name, labels, split, cfg.shots, cfg.trials, cfg.seed, norm=cfg.norm
+            ),
+            f"synthetic labelled tracks, {name} features",
         )
         for name in ("raw_2d", "teacher")
     }
+
+
+def _named(result: dict[str, Any], features: str) -> dict[str, Any]:
+    """``result`` naming its features by what they are, not by the temporary folder they were
+    evaluated in, so two runs write the same metrics file (README, "Reproducible files")."""
+    return {**result, "features": features}
 
 
 def video_labels(manifest: str | Path) -> dict[str, str]:
@@ -112,8 +121,11 @@ def dataset_few_shot(
     baseline_features_from_pose_folders(pose_dir, work / "raw_2d")
     for name, folder in {"raw_2d": work / "raw_2d", **folders}.items():
         kept, _ = labels_for_folder(labels, folder, allow_missing=True)
-        result[name] = evaluate_features(
+        measured = evaluate_features(
             folder, kept, {k: split[k] for k in kept}, cfg.shots, cfg.trials, cfg.seed, cfg.norm
+        )
+        result[name] = _named(
+            measured, f"raw 2D of {pose_dir}" if name == "raw_2d" else str(folder)
         )
     return result
 
