@@ -39,7 +39,6 @@ def _cmd_train_teacher(args: argparse.Namespace) -> int:
     from vidmine.embed.config import teacher_config, teacher_data_config, teacher_sequences
     from vidmine.embed.teacher import train_teacher
 
-    _threads(args)
     section = _section(args)
     cfg = teacher_config(section)
     if args.threads:
@@ -86,7 +85,6 @@ def _cmd_apply_teacher(args: argparse.Namespace) -> int:
 def _cmd_train_student(args: argparse.Namespace) -> int:
     from vidmine.embed.student import StudentConfig, train_student
 
-    _threads(args)
     section = _section(args)
     settings = dict(section.get("student") or {})
     if args.threads:
@@ -141,16 +139,22 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trainer_flags(p: argparse.ArgumentParser) -> None:
+    """What both trainers take: the model file, the resume file, the settings, the threads
+    (the trainer sets torch's thread count from them itself)."""
+    p.add_argument("--out", required=True, help="the model file (written last)")
+    p.add_argument("--resume", required=True, help="checkpoint rewritten every epoch")
+    p.add_argument("--settings", help="the embed: config section as JSON")
+    p.add_argument("--threads", type=int)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``vidmine embed`` and its commands to the top-level parser."""
     embed = sub.add_parser("embed", help="VPD's pose embeddings: VIPE* teacher, student, few-shot")
     cmds = embed.add_subparsers(dest="embed_command", required=True, metavar="COMMAND")
 
     p = cmds.add_parser("train-teacher", help="train VIPE* on 3D takes seen by random cameras")
-    p.add_argument("--out", required=True, help="the model file (written last)")
-    p.add_argument("--resume", required=True, help="checkpoint rewritten every epoch")
-    p.add_argument("--settings", help="the embed: config section as JSON")
-    p.add_argument("--threads", type=int)
+    _trainer_flags(p)
     p.set_defaults(func=_cmd_train_teacher)
 
     p = cmds.add_parser("apply-teacher", help="teacher features of every VPD pose folder")
@@ -163,10 +167,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = cmds.add_parser("train-student", help="distil the teacher into an RGB + flow student")
     p.add_argument("--crops-dir", required=True, help="VPD crop folders (export/vpd/crops)")
     p.add_argument("--teacher-dir", required=True, help="the teacher's features")
-    p.add_argument("--out", required=True)
-    p.add_argument("--resume", required=True)
-    p.add_argument("--settings")
-    p.add_argument("--threads", type=int)
+    _trainer_flags(p)
     p.set_defaults(func=_cmd_train_student)
 
     p = cmds.add_parser("apply-student", help="student features of every crop folder")

@@ -12,7 +12,6 @@ measured"), one JSON file and one plot.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -179,7 +178,3 @@ def write_metrics(metrics: Mapping[str, Any], json_path: Path, plot_path: Path) 
         },
         plot_path,
     )
-
-
-def dumps(metrics: Mapping[str, Any]) -> str:
-    return json.dumps(metrics, indent=2, sort_keys=True)
