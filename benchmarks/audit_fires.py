@@ -1,12 +1,14 @@
 """Where optional auditors fire on clips the default audit released clean.
 
 A released clip passed the default ensemble, so a box an optional auditor (``dlib_cnn``,
-``dlib_hog``, enabled at their defaults) finds there is either a face every default auditor
-missed or a false fire that would re-blur a clean clip; the frames and boxes are printed to be
-looked at. ``--every-cnn`` thins the CNN (seconds per frame on CPU) to every n-th frame.
+``dlib_hog``, ``faceapi_ssd``, enabled at their defaults) finds there is either a face every
+default auditor missed or a false fire that would re-blur a clean clip; the frames and boxes are
+printed to be looked at. ``--every-cnn`` and ``--every-ssd`` thin dlib's CNN and face-api's
+tiled SSD (seconds per frame on CPU) to every n-th frame.
 
     .venv/bin/snakemake all --profile profiles/local --configfile .test/config/config.yaml
     .venv/bin/python benchmarks/audit_fires.py [--clips results/demo/clips] [--every-cnn 5]
+        [--every-ssd 5]
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=Path, default=REPO / "results" / "demo" / "clips")
     parser.add_argument("--every-cnn", type=int, default=5)
+    parser.add_argument("--every-ssd", type=int, default=5)
     args = parser.parse_args()
     clips = sorted(args.clips.glob("**/*.mp4"))
     if not clips:
@@ -36,7 +39,7 @@ def main() -> None:
     settings = validate_config({"datasets": {"d": {"source": {"type": "demo"}}}})["datasets"]["d"]
     detectors = settings["audit"]["detectors"]
     every = {name: 1 for name, options in detectors.items() if not options["enabled"]}
-    every["dlib_cnn"] = args.every_cnn
+    every["dlib_cnn"], every["faceapi_ssd"] = args.every_cnn, args.every_ssd
     auditors = {
         name: shared_auditor(name, json.dumps({**detectors[name], "enabled": True}, sort_keys=True))
         for name in every
