@@ -20,6 +20,9 @@ REPO = Path(__file__).resolve().parent.parent
 # The tests' own config (the workflow catalogue's .test/ convention), never the user's
 # config/config.yaml: it holds the embedded demo as the tests expect it.
 TEST_CONFIG = REPO / ".test" / "config" / "config.yaml"
+# the demo's two shards through the filter: the shard stages a scenario that kills or requeues
+# their first jobs needs, without the rest of the demo
+DEMO_THROUGH_FILTER = tuple(f"results/demo/status/filter/s0000{i}.parquet" for i in range(2))
 # Tests run `vidmine` and `snakemake` as subprocesses: use the ones of this interpreter.
 os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]])
 

@@ -21,6 +21,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import DEMO_THROUGH_FILTER
+
 sys.path.insert(0, str(Path(__file__).parent / "slurm"))
 import harness as h  # noqa: E402
 
@@ -32,7 +34,7 @@ SHARD = "s00000"  # the demo's first shard: carphone, then bikes
 # same targets run locally; the whole demo through SLURM is compared once, in
 # test_demo_on_slurm_equals_local_run. (Each whole run through SLURM took ~400 s.)
 WHOLE_DEMO_LIMIT = 1500  # seconds before `timeout` stops Snakemake (the scenarios keep 600)
-SHARD_TARGETS = tuple(f"results/demo/status/filter/s0000{i}.parquet" for i in range(2))
+SHARD_TARGETS = DEMO_THROUGH_FILTER
 
 
 def report(config: pytest.Config, what: str, seconds: float) -> None:

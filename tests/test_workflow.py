@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, TEST_CONFIG
+from conftest import DEMO_THROUGH_FILTER, REPO, TEST_CONFIG
 from vidmine.runner import read_status
 
 SNAKEMAKE = [
@@ -660,9 +660,6 @@ def _stage_jobs(workdir):
     return pids
 
 
-THROUGH_FILTER = tuple(f"results/demo/status/filter/s0000{i}.parquet" for i in range(2))
-
-
 @pytest.mark.slow
 def test_a_rerun_after_killing_snakemake_alone_never_runs_a_second_copy(tmp_path):
     """Snakemake killed alone leaves its running job behind; ``--unlock`` and
@@ -688,7 +685,7 @@ def test_a_rerun_after_killing_snakemake_alone_never_runs_a_second_copy(tmp_path
     snakemake(workdir, "--unlock")
     # the killed job is the first stage job (download / probe); the rerun finishes the shard
     # stages up to the filter, past it, and not the rest of the demo, which it does not touch
-    snakemake(workdir, *THROUGH_FILTER, "--rerun-incomplete")
+    snakemake(workdir, *DEMO_THROUGH_FILTER, "--rerun-incomplete")
     journals = list((workdir / "results" / "demo" / "status").rglob("*.journal.jsonl"))
     assert journals
     for journal in journals:

@@ -111,11 +111,9 @@ class MtcnnAuditor:
         # a frame smaller than both sides is looked at once; a face both passes find, once
         scales = sorted({min(1.0, side / max(frame.shape[:2])) for side in self.sides})
         found = np.concatenate([self._pass(frame, scale) for scale in scales])
-        if len(scales) == 1 or len(found) < 2:
+        if len(scales) == 1:
             return found
-        xywh = np.column_stack([found[:, :2], found[:, 2:4] - found[:, :2]]).tolist()
-        keep = cv2.dnn.NMSBoxes(xywh, found[:, 4].tolist(), self.min_confidence, 0.5)
-        return found[np.asarray(keep, dtype=int).reshape(-1)]
+        return suppressed(found, self.min_confidence)
 
     def _pass(self, frame: np.ndarray, scale: float) -> np.ndarray:
         """Faces found in ``frame`` resized by ``scale`` (boxes in frame pixels)."""
@@ -131,11 +129,27 @@ class MtcnnAuditor:
         return np.asarray(boxes, dtype=np.float32).reshape(-1, 5)
 
 
-def _dlib_rgb(frame: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
-    """The frame as dlib reads it (RGB, contiguous), downscaled to ``max_side``, and the scale."""
+def suppressed(boxes: np.ndarray, min_score: float, iou: float = 0.5) -> np.ndarray:
+    """Non-maximum suppression (OpenCV's) of ``x1, y1, x2, y2, score`` rows at ``iou``,
+    highest score first: one box per face where a detector looked more than once."""
+    if len(boxes) < 2:
+        return boxes.reshape(-1, 5)
+    xywh = np.column_stack([boxes[:, :2], boxes[:, 2:4] - boxes[:, :2]]).tolist()
+    keep = cv2.dnn.NMSBoxes(xywh, boxes[:, 4].tolist(), min_score, iou)
+    return boxes[np.asarray(keep, dtype=int).reshape(-1)]
+
+
+def _downscaled(frame: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """The frame downscaled so that its longer side is at most ``max_side``, and the scale."""
     scale = min(1.0, max_side / max(frame.shape[:2]))
     if scale < 1:
         frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return frame, scale
+
+
+def _dlib_rgb(frame: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """The frame as dlib reads it (RGB, contiguous), downscaled to ``max_side``, and the scale."""
+    frame, scale = _downscaled(frame, max_side)
     return np.ascontiguousarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)), scale
 
 
@@ -239,9 +253,7 @@ class FaceApiSsdAuditor:
         self.model = FaceApiSsd(read_tfjs_weights(resolve_weights(weights, FACE_API_SHA256)))
 
     def faces(self, frame: np.ndarray) -> np.ndarray:
-        scale = min(1.0, self.max_side / max(frame.shape[:2]))
-        if scale < 1:
-            frame = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        frame, scale = _downscaled(frame, self.max_side)
         boxes = self.model.detect_tiled(frame, self.min_score, self.tile_side)
         boxes[:, :4] /= scale
         return boxes

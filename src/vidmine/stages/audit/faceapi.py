@@ -36,6 +36,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from vidmine.stages.audit.backends import suppressed
+
 FACE_API_VERSION = "1.7.15"
 FACE_API_TARBALL = (
     f"https://registry.npmjs.org/@vladmandic/face-api/-/face-api-{FACE_API_VERSION}.tgz"
@@ -203,7 +205,7 @@ class FaceApiSsd:
         resized = cv2.resize(square, (INPUT_SIDE, INPUT_SIDE), interpolation=cv2.INTER_LINEAR)
         boxes, scores = self.forward(cv2.cvtColor(resized, cv2.COLOR_BGR2RGB))
         keep = scores > min_score
-        corners = np.clip(boxes[keep], 0, 1) * side  # ymin, xmin, ymax, xmax in frame pixels
+        corners = boxes[keep] * side  # ymin, xmin, ymax, xmax in frame pixels, clipped below
         found = np.column_stack([corners[:, [1, 0, 3, 2]], scores[keep]]).astype(np.float32)
         found[:, [0, 2]] = found[:, [0, 2]].clip(0, width)
         found[:, [1, 3]] = found[:, [1, 3]].clip(0, height)
@@ -240,12 +242,3 @@ def tile_origins(height: int, width: int, side: int) -> list[tuple[int, int]]:
         return sorted({*range(0, size - side, step), size - side})
 
     return [(y, x) for y in starts(height) for x in starts(width)]
-
-
-def suppressed(boxes: np.ndarray, min_score: float, iou: float = 0.5) -> np.ndarray:
-    """Non-maximum suppression at ``iou`` (OpenCV's), highest score first."""
-    if len(boxes) < 2:
-        return boxes.reshape(-1, 5)
-    xywh = np.column_stack([boxes[:, :2], boxes[:, 2:4] - boxes[:, :2]]).tolist()
-    keep = cv2.dnn.NMSBoxes(xywh, boxes[:, 4].tolist(), min_score, iou)
-    return boxes[np.asarray(keep, dtype=int).reshape(-1)]
